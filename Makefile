@@ -1,0 +1,52 @@
+# newsarchive: the two front-door commands.
+#   make demo   set up, serve the bundled demo news site on 127.0.0.1, crawl it, show a snapshot
+#   make test   set up and run the test suite
+# Everything is installed here, into .venv (and .venv-pywb, used by the replay test).
+
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed
+PYWB   := .venv-pywb
+PYTEST_ARGS ?=
+
+export PREFECT_SERVER_ANALYTICS_ENABLED ?= false
+export PREFECT_HOME ?= $(CURDIR)/.prefect
+
+.PHONY: all setup demo test bench clean system-packages
+
+all: test
+
+# Debian packages: only what a fresh machine may lack to build the venv.
+system-packages:
+	@if ! $(PYTHON) -c 'import venv, ensurepip' >/dev/null 2>&1; then \
+	  echo "installing python3-venv with apt-get"; \
+	  apt-get update -qq && apt-get install -y -qq python3-venv python3-pip; \
+	fi
+
+$(STAMP): pyproject.toml | system-packages
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip
+	$(BIN)/pip install -q -e '.[test]'
+	touch $@
+
+setup: $(STAMP)
+
+# pywb pins its own dependencies, so it lives in a venv of its own; the tests
+# use it only to prove that pywb replays our WARCs.
+$(PYWB)/.installed:
+	$(PYTHON) -m venv $(PYWB)
+	$(PYWB)/bin/pip install -q pywb
+	touch $@
+
+demo: $(STAMP)
+	$(BIN)/newsarchive demo
+
+test: $(STAMP) $(PYWB)/.installed
+	NEWSARCHIVE_PYWB=$(CURDIR)/$(PYWB)/bin $(BIN)/pytest $(PYTEST_ARGS)
+
+bench: $(STAMP)
+	$(BIN)/python benchmarks/run.py
+
+clean:
+	rm -rf $(VENV) $(PYWB) .prefect .pytest_cache demo-archive
