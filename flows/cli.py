@@ -20,7 +20,6 @@ import json
 import os
 import re
 import sys
-from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Callable, Iterable, Sequence
 
@@ -50,38 +49,6 @@ def debug_enabled(args: argparse.Namespace | None = None) -> bool:
     if args is not None and getattr(args, "debug", False):
         return True
     return os.environ.get("NEWSARCHIVE_DEBUG", "").strip().lower() not in {"", "0", "false", "no", "off"}
-
-
-# --- time -------------------------------------------------------------------
-
-_DIGITS = re.compile(r"^\d{4,14}$")
-
-
-def parse_time(value: str) -> datetime:
-    """ISO 8601 (`2024-05-01`, `2024-05-01T12:00:00+02:00`, `...Z`) or a WARC
-    timestamp (14 digits, or a prefix of it like `20240501`), as UTC."""
-    text = value.strip()
-    if _DIGITS.match(text):
-        if len(text) % 2:
-            raise CLIError(f"invalid time {value!r}: a timestamp has 4, 6, 8, 10, 12 or 14 digits (YYYYMMDDhhmmss)", 2)
-        padded = text + "0101000000"[len(text) - 4:] if len(text) < 14 else text
-        try:
-            return datetime.strptime(padded, "%Y%m%d%H%M%S").replace(tzinfo=timezone.utc)
-        except ValueError:
-            raise CLIError(f"invalid time {value!r}: not a real date (YYYYMMDDhhmmss)", 2) from None
-    iso = text[:-1] + "+00:00" if text.endswith(("Z", "z")) else text
-    try:
-        when = datetime.fromisoformat(iso)
-    except ValueError:
-        raise CLIError(f"invalid time {value!r}: use ISO 8601 (2024-05-01T12:00:00Z) "
-                       f"or a 14-digit timestamp (20240501120000)", 2) from None
-    if when.tzinfo is None:
-        when = when.replace(tzinfo=timezone.utc)
-    return when.astimezone(timezone.utc)
-
-
-def warc_ts(when: datetime) -> str:
-    return when.astimezone(timezone.utc).strftime("%Y%m%d%H%M%S")
 
 
 # --- argument parsing ---------------------------------------------------------
@@ -453,7 +420,11 @@ def _prepare_prefect_env() -> None:
 
 def run_crawls(names: Sequence[str], sources_path: Path, archive: str, max_pages: int | None,
                use_prefect: bool, progress_title: str = "crawling") -> list[dict]:
-    """Crawl `names` one after another with a progress display; return their summaries."""
+    """Crawl `names` one after another with a progress display; return their summaries.
+
+    A source that fails does not stop the others: its summary says
+    `"status": "failed"` and carries the one-line reason in `"error"`.
+    """
     from flows import progress as progress_mod
 
     if use_prefect:
@@ -462,43 +433,93 @@ def run_crawls(names: Sequence[str], sources_path: Path, archive: str, max_pages
 
     summaries: list[dict] = []
     display = progress_mod.CrawlProgress(title=progress_title)
-    previous = None
+    previous = pipeline.set_event_sink(display.handle)
     try:
-        previous = pipeline.set_event_sink(display.handle)
         with display:
             for name in names:
                 summaries.append(_crawl_one(name, sources_path, archive, max_pages, use_prefect))
     finally:
-        try:
-            pipeline.set_event_sink(previous)
-        except Exception:
-            pass
+        pipeline.set_event_sink(previous)
     return summaries
+
+
+def _crawl_errors() -> tuple[type[BaseException], ...]:
+    from flows import pipeline
+    found = [getattr(pipeline, n) for n in ("CrawlError", "UploadError", "CrawlFailed") if hasattr(pipeline, n)]
+    return tuple(found) + _known_errors()
 
 
 def _crawl_one(name: str, sources_path: Path, archive: str, max_pages: int | None, use_prefect: bool) -> dict:
     from flows.progress import as_dict
 
-    if use_prefect:
-        from flows.crawl import crawl_source
-        result = crawl_source(source=name, sources_file=str(sources_path), archive=archive, max_pages=max_pages)
-    else:
-        from flows.pipeline import run_source
-        result = run_source(name, sources_file=str(sources_path), archive=archive, max_pages=max_pages)
+    try:
+        if use_prefect:
+            with _quiet_prefect_tracebacks():
+                from flows.crawl import crawl_source
+                result = crawl_source(source=name, sources_file=str(sources_path), archive=archive,
+                                      max_pages=max_pages)
+        else:
+            from flows.pipeline import run_source
+            result = run_source(name, sources_file=str(sources_path), archive=archive, max_pages=max_pages)
+    except _crawl_errors() as exc:
+        summary = as_dict(getattr(exc, "summary", None) or getattr(exc, "stats", None) or {})
+        summary.update(source=name, status="failed", error=_one_line(exc))
+        return summary
     summary = as_dict(result)
     summary.setdefault("source", name)
     return summary
+
+
+class _quiet_prefect_tracebacks:
+    """While a flow runs from the command line, Prefect's own log lines keep
+    their message but lose the traceback (unless --debug): the CLI reports the
+    failure itself, in one line."""
+
+    def __enter__(self):
+        import logging
+        self._filter = _StripTraceback()
+        self._handlers = []
+        if debug_enabled():
+            return self
+        for name in ("prefect", "prefect.flow_runs", "prefect.task_runs", ""):
+            for handler in logging.getLogger(name).handlers:
+                handler.addFilter(self._filter)
+                self._handlers.append(handler)
+        return self
+
+    def __exit__(self, *exc):
+        for handler in self._handlers:
+            handler.removeFilter(self._filter)
+
+
+class _StripTraceback:
+    def filter(self, record) -> bool:
+        if record.exc_info or record.exc_text:
+            record.exc_info = None
+            record.exc_text = None
+        msg = record.getMessage()
+        if "Traceback (most recent call last)" in msg:
+            record.msg = msg.split("Traceback (most recent call last)")[0].rstrip() or "flow run failed"
+            record.args = ()
+        return True
 
 
 def cmd_crawl(args) -> int:
     sources_path, names = _select_sources(args)
     archive = _archive_location(args)
     summaries = run_crawls(names, sources_path, archive, args.max_pages, use_prefect=not args.no_prefect)
+    return _report_crawls(summaries, archive)
+
+
+def _report_crawls(summaries: list[dict], archive: str, console=None) -> int:
     from flows.progress import print_summary, summary_failed
-    print_summary(summaries, console=_console())
-    failed = [s.get("source") for s in summaries if summary_failed(s)]
+    failed = [s for s in summaries if summary_failed(s)]
+    ran = [s for s in summaries if not summary_failed(s) or s.get("pages")]
+    if ran:
+        print_summary(summaries, console=console or _console())
+    for s in failed:
+        print(f"{PROG}: error: {s.get('error') or s.get('source', '') + ': crawl failed'}", file=sys.stderr)
     if failed:
-        _info(f"{PROG}: error: crawl failed: {', '.join(map(str, failed))}")
         return 1
     _info(f"archived into {archive}")
     return 0
@@ -537,30 +558,15 @@ def cmd_list(args) -> int:
     return 0
 
 
-def _nearest(archive, url: str, at: str | None):
-    when = parse_time(at) if at else None
-    return archive.nearest(url, when)
-
-
 def render_capture(archive, url: str, at: str | None, form: str) -> bytes:
     """The bytes `get` prints: the same path for the command and the demo."""
-    capture = _nearest(archive, url, at)
-    if form == "text":
-        text = archive.text(capture)
-        return text.encode("utf-8") if isinstance(text, str) else text
-    if form == "json":
-        meta = dict(archive.metadata(capture))
-        if "text" not in meta:
-            text = archive.text(capture)
-            meta["text"] = text.decode("utf-8") if isinstance(text, bytes) else text
-        return (json.dumps(meta, indent=2, ensure_ascii=False) + "\n").encode("utf-8")
-    if form == "html":
-        return archive.payload(capture, decoded=True)
-    if form == "raw":
-        return archive.payload(capture, decoded=False)
-    if form == "warc":
-        return archive.record(capture)
-    raise CLIError(f"unknown form {form!r}", 2)
+    from storage.archive import NotFound
+    try:
+        return archive.get(url, at, as_=form)
+    except NotFound as exc:
+        if form in ("text", "json") and str(exc).startswith("no text"):
+            raise CLIError(f"{exc} (it was not extracted as an article; try --as html)") from None
+        raise
 
 
 def cmd_get(args) -> int:
@@ -637,6 +643,7 @@ def cmd_export(args) -> int:
     if not args.wacz:
         raise CLIError("choose an export format: --wacz", 2)
     from storage.wacz import export_wacz
+    from storage.archive import parse_time
     start = parse_time(args.start) if args.start else None
     end = parse_time(args.end) if args.end else None
     if start and end and start > end:

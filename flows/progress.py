@@ -85,7 +85,7 @@ def summary_failed(summary: Mapping) -> bool:
     status = str(summary.get("status") or summary.get("state") or "").lower()
     if status in {"failed", "failure", "error", "crashed"}:
         return True
-    if summary.get("error") or summary.get("failed"):
+    if summary.get("error") or summary.get("failed") or summary.get("verdict"):
         return True
     return False
 
@@ -197,6 +197,18 @@ class CrawlProgress:
 
 # -- summary -----------------------------------------------------------------
 
+def _written(files: Iterable[Any]) -> list[str]:
+    """The keys of the files a run wrote (entries are keys, or dicts with "key")."""
+    keys = []
+    for f in files:
+        if isinstance(f, Mapping):
+            if f.get("this_run", True):
+                keys.append(str(f.get("archive_key") or f.get("key")))
+        else:
+            keys.append(str(f))
+    return keys
+
+
 def summary_table(summaries: Iterable[Any], title: str = "Crawl summary") -> Table:
     rows = [as_dict(s) for s in summaries]
     table = Table(title=title, title_justify="left", show_lines=False)
@@ -211,7 +223,7 @@ def summary_table(summaries: Iterable[Any], title: str = "Crawl summary") -> Tab
     for s in rows:
         failed = summary_failed(s)
         files = s.get("files") or []
-        nfiles = len(files) if isinstance(files, (list, tuple)) else int(files or 0)
+        nfiles = len(_written(files)) if isinstance(files, (list, tuple)) else int(files or 0)
         status = "failed" if failed else str(s.get("status") or "ok")
         table.add_row(
             str(s.get("source") or "-"),
@@ -241,11 +253,8 @@ def print_summary(summaries: Iterable[Any], console: Console | None = None, max_
     console.print(summary_table(rows))
     for s in rows:
         name = s.get("source") or ""
-        message = s.get("error") or s.get("message")
-        if summary_failed(s) and message:
-            console.print(Text(f"{name}: {message}", style="red"), soft_wrap=True)
-        files = s.get("files") or []
-        if isinstance(files, (list, tuple)) and files:
+        files = _written(s.get("files") or []) if isinstance(s.get("files"), (list, tuple)) else []
+        if files:
             console.print(Text(f"files written ({name}):", style="bold"))
             for key in list(files)[:max_files]:
                 console.print(Text(f"  {key}"), soft_wrap=True)
