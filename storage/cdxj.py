@@ -1,0 +1,126 @@
+"""CDXJ index of one WARC, in the format pywb and cdxj-indexer share.
+
+Each line is ``SURTKEY TIMESTAMP {json}`` with cdxj-indexer's standard fields
+(url, mime, status, digest, length, offset, filename) written by cdxj-indexer's
+own indexer class, so the standard part is byte-for-byte what
+``cdxj-indexer --sort`` writes. Two extras that pywb ignores ride along:
+``record_id`` on every line, and ``refers_to`` on ``conversion`` records (the
+clean text of a response), which are indexed with mime ``text/plain``.
+``filename`` is the WARC's archive key, not its base name.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import tempfile
+from pathlib import Path
+from typing import Iterable, Iterator
+
+from cdxj_indexer.main import CDXJIndexer, SortingWriter
+
+from storage import layout
+
+INDEXED_RECORDS = CDXJIndexer.DEFAULT_RECORDS + ["conversion"]
+
+
+class CDXJError(ValueError):
+    """A line that is not ``KEY TIMESTAMP {json}`` (one-line message)."""
+
+
+class _ArchiveIndexer(CDXJIndexer):
+    """cdxj-indexer's defaults, plus conversion records and the record-id extras."""
+
+    def __init__(self, output, inputs, filename):
+        super().__init__(output, inputs, sort=True, filename=filename)
+        self.include_records = INDEXED_RECORDS
+
+    def filter_record(self, record):
+        if record.rec_type == "conversion":
+            return True
+        return super().filter_record(record)
+
+    def process_index_entry(self, it, record, filename, output):
+        # Same as warcio's Indexer.process_index_entry, with the extras appended
+        # after the standard fields so the standard part keeps its order.
+        index = self._new_dict(record)
+        for field in self.fields:
+            value = self.get_field(record, field, it, filename)
+            if value is not None:
+                index[self.field_names.get(field, field)] = value
+        index["record_id"] = record.rec_headers.get_header("WARC-Record-ID")
+        if record.rec_type == "conversion":
+            refers_to = record.rec_headers.get_header("WARC-Refers-To")
+            if refers_to:
+                index["refers_to"] = refers_to
+        self._write_line(output, index, record, filename)
+
+    def index_into(self, out) -> None:
+        # CDXJIndexer.process_all opens and closes self.output itself; here the
+        # sorted lines go to a writer we keep (cdxj-indexer's own SortingWriter).
+        sorter = SortingWriter(out, self.max_sort_buff_size)
+        self.output = sorter
+        for input_ in self.inputs:
+            self.process_one(input_, sorter, self.force_filename)
+        sorter.flush()
+
+
+def index_warc(path: str | os.PathLike, filename: str) -> list[str]:
+    """Sorted CDXJ lines (each ending in a newline) of the WARC at ``path``;
+    ``filename`` (the archive key) goes into each line's ``filename`` field."""
+    out = io.StringIO()
+    with open(path, "rb") as fh:
+        _ArchiveIndexer(out, [fh], filename).index_into(out)
+    return out.getvalue().splitlines(keepends=True)
+
+
+
+def write_index(warc_path: str | os.PathLike, warc_key: str, spool: str | os.PathLike) -> Path:
+    """Index the WARC at ``warc_path`` (archive key ``warc_key``) into the spool
+    at ``layout.index_key(warc_key)``. Written to a temporary name and renamed,
+    so an upload never sees half an index. Returns the index path."""
+    key = layout.index_key(warc_key)
+    target = Path(spool) / key
+    target.parent.mkdir(parents=True, exist_ok=True)
+    lines = index_warc(warc_path, warc_key)
+    fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=".", suffix=layout.OPEN_SUFFIX)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8", newline="\n") as fh:
+            fh.writelines(lines)
+        os.replace(tmp, target)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return target
+
+
+def parse_line(line: str) -> tuple[str, str, dict]:
+    """``(urlkey, timestamp, fields)`` of one CDXJ line."""
+    try:
+        urlkey, timestamp, rest = line.strip().split(" ", 2)
+        fields = json.loads(rest)
+    except ValueError:
+        raise CDXJError(f"not a CDXJ line: {line[:80]!r}") from None
+    if not isinstance(fields, dict) or not timestamp.isdigit():
+        raise CDXJError(f"not a CDXJ line: {line[:80]!r}")
+    return urlkey, timestamp, fields
+
+
+def iter_lines(text: str | bytes) -> Iterator[tuple[str, str, dict]]:
+    """Parsed lines of an index file's content, skipping blanks and ``!meta`` lines."""
+    if isinstance(text, bytes):
+        text = text.decode("utf-8")
+    for line in text.splitlines():
+        if line.strip() and not line.startswith("!"):
+            yield parse_line(line)
+
+
+def format_line(urlkey: str, timestamp: str, fields: dict) -> str:
+    return f"{urlkey} {timestamp} {json.dumps(fields)}\n"
+
+
+def merge_sorted(line_sets: Iterable[Iterable[str]]) -> list[str]:
+    """Several sorted line lists as one sorted list (identical lines once)."""
+    merged = sorted({line for lines in line_sets for line in lines})
+    return merged
