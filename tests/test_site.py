@@ -1,0 +1,168 @@
+"""The test and demo sites serve what they claim: crawl tests rely on it."""
+
+from __future__ import annotations
+
+import gzip
+import http.client
+import re
+import tomllib
+import xml.etree.ElementTree as ET
+from urllib.parse import urlsplit
+
+from newssite import true_charset
+
+NS = {
+    "sm": "http://www.sitemaps.org/schemas/sitemap/0.9",
+    "news": "http://www.google.com/schemas/sitemap-news/0.9",
+    "atom": "http://www.w3.org/2005/Atom",
+}
+
+
+def fetch(url: str, method: str = "GET"):
+    """One raw request: (status, header list with repeats, body bytes as sent; no decoding, no redirects)."""
+    parts = urlsplit(url)
+    conn = http.client.HTTPConnection(parts.hostname, parts.port, timeout=10)
+    try:
+        conn.request(method, parts.path + (f"?{parts.query}" if parts.query else ""))
+        resp = conn.getresponse()
+        return resp.status, resp.getheaders(), resp.read()
+    finally:
+        conn.close()
+
+
+def header(headers, name):
+    values = [v for n, v in headers if n.lower() == name.lower()]
+    return values[0] if values else None
+
+
+def links(body: bytes) -> set[str]:
+    return set(re.findall(r'href="([^"]+)"', body.decode("utf-8")))
+
+
+def test_robots_forbids_private_and_names_sitemap_index(news_site):
+    status, headers, body = fetch(news_site.url("/robots.txt"))
+    assert status == 200 and header(headers, "Content-Type").startswith("text/plain")
+    text = body.decode()
+    assert "Disallow: /private/" in text
+    assert f"Sitemap: {news_site.url('/sitemap_index.xml')}" in text
+    assert all(p.startswith("/private/") for p in news_site.forbidden)
+    # the forbidden page is linked from the homepage, so a crawl must decide not to go there
+    assert news_site.forbidden[0] in links(news_site.routes["/"].body)
+
+
+def test_sitemap_index_leads_to_news_sitemap_with_dates_and_titles(news_site):
+    index = ET.fromstring(fetch(news_site.url("/sitemap_index.xml"))[2])
+    locs = [e.text for e in index.findall("sm:sitemap/sm:loc", NS)]
+    assert locs == [news_site.url("/news-sitemap.xml")]
+    news = ET.fromstring(fetch(locs[0])[2])
+    urls = news.findall("sm:url", NS)
+    expected = {a["url"] for a in news_site.articles if "news_sitemap" in a["found_in"]}
+    assert {u.find("sm:loc", NS).text for u in urls} == expected
+    for u in urls:
+        assert re.match(r"\d{4}-\d\d-\d\dT", u.find("news:news/news:publication_date", NS).text)
+        assert u.find("news:news/news:title", NS).text
+    plain = ET.fromstring(fetch(news_site.url("/sitemap.xml"))[2])
+    assert {e.text for e in plain.findall("sm:url/sm:loc", NS)} == {
+        a["url"] for a in news_site.articles if "sitemap" in a["found_in"]}
+
+
+def test_rss_and_atom_parse_and_list_articles(news_site):
+    rss = ET.fromstring(fetch(news_site.url("/rss.xml"))[2])
+    assert rss.tag == "rss" and rss.get("version") == "2.0"
+    items = rss.findall("channel/item")
+    assert {i.findtext("link") for i in items} == {a["url"] for a in news_site.articles if "rss" in a["found_in"]}
+    assert all(i.findtext("pubDate") for i in items)
+    atom = ET.fromstring(fetch(news_site.url("/atom.xml"))[2])
+    entries = atom.findall("atom:entry", NS)
+    assert {e.find("atom:link", NS).get("href") for e in entries} == {
+        a["url"] for a in news_site.articles if "atom" in a["found_in"]}
+
+
+def test_every_article_is_linked_and_some_only_by_links(news_site):
+    linked = set()
+    for path in ["/"] + [p for p in news_site.routes if p.startswith("/section/")] + [news_site.special["query"]]:
+        linked |= {urlsplit(h)._replace(scheme="", netloc="").geturl() for h in links(news_site.routes[path].body)}
+    for a in news_site.articles:
+        assert a["path"] in linked or a.get("redirect_from") in linked, a["path"]
+        assert re.search("/news/", a["path"])
+    assert any(a["found_in"] == ["links"] for a in news_site.articles)
+
+
+def test_articles_are_served_with_their_charset_declared_as_claimed(news_site):
+    charsets = {a["charset"] for a in news_site.articles}
+    assert {"windows-1250", "windows-1252", "iso-8859-1", "iso-8859-2", "gb2312", "utf-8"} <= charsets
+    for a in news_site.articles:
+        status, headers, body = fetch(a["url"])
+        assert status == 200
+        ctype = header(headers, "Content-Type")
+        assert ctype == a["content_type"]
+        page = news_site.page_bytes(a["path"])
+        assert gzip.decompress(body) == page if a["gzip"] else body == page
+        meta = re.search(rb"<meta[^>]*charset=[\"']?([A-Za-z0-9_-]+)", page, re.I)
+        if a["declared"] == "meta":
+            assert "charset" not in ctype and meta.group(1).decode().lower() == a["charset"]
+        else:
+            assert ctype.endswith(f"charset={a['charset']}")
+        if a["declared"] == "header-over-meta":  # the page's own meta lies
+            assert meta.group(1).decode().lower() == "utf-8"
+            assert true_charset(page) == "windows-1252"
+        page.decode(a["charset"])  # strict: the declared charset is the true one
+        assert a["with"]
+
+
+def test_gzip_article_decompresses_to_the_page(news_site):
+    path = news_site.special["gzip"]
+    status, headers, body = fetch(news_site.url(path))
+    assert header(headers, "Content-Encoding") == "gzip"
+    assert int(header(headers, "Content-Length")) == len(body) == len(news_site.routes[path].body)
+    page = gzip.decompress(body)
+    assert page.startswith(b"<!DOCTYPE") or b"<html" in page[:500]
+    assert news_site.article(path)["with"][0].split()[0].encode() in page
+
+
+def test_chunked_cookies_redirects_and_errors(news_site):
+    status, headers, body = fetch(news_site.url(news_site.special["chunked"]))
+    assert header(headers, "Transfer-Encoding") == "chunked" and header(headers, "Content-Length") is None
+    assert body == news_site.routes[news_site.special["chunked"]].body
+
+    status, headers, _ = fetch(news_site.url("/"))
+    assert [n for n, _ in headers].count("Set-Cookie") == 3
+
+    status, headers, _ = fetch(news_site.url(news_site.special["redirect"]))
+    assert status == 301 and header(headers, "Location") == news_site.article("hearya")["url"]
+    status, headers, _ = fetch(news_site.url(news_site.special["offsite_redirect"]))
+    location = header(headers, "Location")
+    assert status == 302 and urlsplit(location).hostname == "localhost" and location in news_site.offsite_urls
+    assert fetch(location)[0] == 200  # the other host really answers, so a crawl that strays would be seen
+
+    assert fetch(news_site.url(news_site.special["not_found"]))[0] == 404
+    assert fetch(news_site.url(news_site.special["server_error"]))[0] == 500
+    status, headers, body = fetch(news_site.url(news_site.special["pdf"]))
+    assert header(headers, "Content-Type") == "application/pdf" and body.startswith(b"%PDF-") and body.rstrip().endswith(b"%%EOF")
+    assert fetch(news_site.url(news_site.special["query"]))[0] == 200
+    home = links(news_site.routes["/"].body)
+    assert news_site.special["video"] in home and set(news_site.offsite_urls) <= home
+
+
+def test_sources_toml_names_the_site(news_site, news_sources_file):
+    src = tomllib.loads(news_sources_file.read_text())["source"][0]
+    assert src["name"] == "testnews" and src["start_urls"] == [news_site.url("/")]
+    assert src["delay"] == 0 and src["concurrency"] == 8
+    assert all(re.search(rx, a["path"]) for rx in src["allow"] for a in news_site.articles)
+    assert re.search(src["deny"][0], news_site.special["video"])
+    other = tomllib.loads(news_site.sources_toml("other", feeds=None, allow=[r"/\d{4}/"]))["source"][0]
+    assert "feeds" not in other and other["allow"] == [r"/\d{4}/"] and other["name"] == "other"
+
+
+def test_generated_site_serves_every_article(make_news_site):
+    site = make_news_site(n_articles=2500)
+    assert len(site.articles) == 2500
+    index = ET.fromstring(fetch(site.url("/sitemap_index.xml"))[2])
+    listed = set()
+    for loc in index.findall("sm:sitemap/sm:loc", NS):
+        listed |= {e.text for e in ET.fromstring(fetch(loc.text)[2]).findall("sm:url/sm:loc", NS)}
+    assert listed == {a["url"] for a in site.articles}
+    for a in site.articles[::499]:
+        status, headers, body = fetch(a["url"])
+        assert status == 200 and header(headers, "Content-Type") == a["content_type"]
+        body.decode(a["charset"])
