@@ -1,0 +1,200 @@
+"""The news sites to crawl: `sources.toml`, read strictly.
+
+A typo in a sources file should stop a run before anything is fetched, with one
+line naming the file and the source, not surface later as a crawl that quietly
+fetched nothing (or too much).
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+from urllib.parse import urlsplit
+
+__all__ = ["Source", "SourcesError", "load_sources", "default_sources_path", "host_key"]
+
+NAME_RE = re.compile(r"[a-z0-9-]+")
+
+
+class SourcesError(Exception):
+    """An invalid sources file; the message is one line naming file and source."""
+
+
+def host_key(host: str | None) -> str:
+    """A host name as a source scope compares it: lower case, a leading "www." dropped."""
+    host = (host or "").lower().rstrip(".")
+    return host[4:] if host.startswith("www.") else host
+
+
+@dataclass(frozen=True)
+class Source:
+    name: str
+    start_urls: tuple[str, ...] = ()
+    feeds: tuple[str, ...] = ()
+    sitemaps: tuple[str, ...] = ()
+    allow: tuple[str, ...] = ()
+    deny: tuple[str, ...] = ()
+    depth: int = 2
+    max_pages: int = 1000
+    delay: float = 1.0
+    concurrency: int = 4
+    schedule: str | None = None
+    tags: tuple[str, ...] = field(default=())
+
+    @property
+    def hosts(self) -> frozenset[str]:
+        """The hosts this source may reach: those its own URLs name (www. or not)."""
+        urls = (*self.start_urls, *self.feeds, *self.sitemaps)
+        return frozenset(host_key(urlsplit(u).hostname) for u in urls)
+
+
+def default_sources_path() -> Path:
+    """NEWSARCHIVE_SOURCES when set, else ./sources.toml."""
+    return Path(os.environ.get("NEWSARCHIVE_SOURCES") or "sources.toml")
+
+
+# key -> (check, what the error says is expected); lists become tuples.
+def _is_int(v, lo):
+    return isinstance(v, int) and not isinstance(v, bool) and v >= lo
+
+
+def _is_str_list(v):
+    return isinstance(v, list) and all(isinstance(x, str) for x in v)
+
+
+_KEYS = {
+    "name": (lambda v: isinstance(v, str), "a string"),
+    "start_urls": (_is_str_list, "a list of URLs"),
+    "feeds": (_is_str_list, "a list of URLs"),
+    "sitemaps": (_is_str_list, "a list of URLs"),
+    "allow": (_is_str_list, "a list of regexes"),
+    "deny": (_is_str_list, "a list of regexes"),
+    "depth": (lambda v: _is_int(v, 0), "an integer >= 0"),
+    "max_pages": (lambda v: _is_int(v, 1), "an integer >= 1"),
+    "delay": (lambda v: isinstance(v, (int, float)) and not isinstance(v, bool) and v >= 0, "a number of seconds >= 0"),
+    "concurrency": (lambda v: _is_int(v, 1), "an integer >= 1"),
+    "schedule": (lambda v: isinstance(v, str), "a cron string"),
+    "tags": (_is_str_list, "a list of strings"),
+}
+
+
+def load_sources(path: str | os.PathLike) -> dict[str, Source]:
+    """Read and validate a sources file; raise SourcesError (one line) on any problem."""
+    path = Path(path)
+    try:
+        with path.open("rb") as f:
+            data = tomllib.load(f)
+    except FileNotFoundError:
+        raise SourcesError(f"{path}: no such sources file") from None
+    except OSError as e:
+        raise SourcesError(f"{path}: cannot read: {e.strerror or e}") from None
+    except tomllib.TOMLDecodeError as e:
+        raise SourcesError(f"{path}: invalid TOML: {e}") from None
+
+    extra = sorted(set(data) - {"source"})
+    if extra:
+        raise SourcesError(f"{path}: unknown top-level key {extra[0]!r} (sources are [[source]] tables)")
+    tables = data.get("source", [])
+    if not isinstance(tables, list) or not all(isinstance(t, dict) for t in tables):
+        raise SourcesError(f"{path}: 'source' must be [[source]] tables")
+
+    sources: dict[str, Source] = {}
+    for i, table in enumerate(tables, 1):
+        name = table.get("name")
+        label = f"source {name!r}" if isinstance(name, str) else f"source #{i}"
+        try:
+            src = _source_from_table(table)
+        except ValueError as e:
+            raise SourcesError(f"{path}: {label}: {e}") from None
+        if src.name in sources:
+            raise SourcesError(f"{path}: {label}: duplicate name")
+        sources[src.name] = src
+    return sources
+
+
+def _source_from_table(table: dict) -> Source:
+    for key, value in table.items():
+        if key not in _KEYS:
+            raise ValueError(f"unknown key {key!r} (known: {', '.join(_KEYS)})")
+        check, expected = _KEYS[key]
+        if not check(value):
+            raise ValueError(f"{key} must be {expected}, got {value!r}")
+    if "name" not in table:
+        raise ValueError("missing name")
+    if not NAME_RE.fullmatch(table["name"]):
+        raise ValueError(f"name {table['name']!r} must match [a-z0-9-]+")
+    for key in ("start_urls", "feeds", "sitemaps"):
+        for url in table.get(key, []):
+            _check_url(key, url)
+    if not any(table.get(k) for k in ("start_urls", "feeds", "sitemaps")):
+        raise ValueError("needs at least one of start_urls, feeds, sitemaps")
+    for key in ("allow", "deny"):
+        for pattern in table.get(key, []):
+            try:
+                re.compile(pattern)
+            except re.error as e:
+                raise ValueError(f"{key} regex {pattern!r} is invalid: {e}") from None
+    if "schedule" in table:
+        _check_cron(table["schedule"])
+    kwargs = {k: tuple(v) if isinstance(v, list) else v for k, v in table.items()}
+    if "delay" in kwargs:
+        kwargs["delay"] = float(kwargs["delay"])
+    return Source(**kwargs)
+
+
+def _check_url(key: str, url: str) -> None:
+    parts = urlsplit(url)
+    try:
+        parts.port  # raises on a non-numeric port
+    except ValueError:
+        raise ValueError(f"{key}: {url!r} has a bad port") from None
+    if parts.scheme not in ("http", "https") or not parts.hostname or any(c.isspace() for c in url):
+        raise ValueError(f"{key}: {url!r} is not an http(s) URL")
+
+
+_CRON_MACROS = {"@yearly", "@annually", "@monthly", "@weekly", "@daily", "@midnight", "@hourly"}
+_CRON_FIELDS = (  # (name, low, high, names)
+    ("minute", 0, 59, ()),
+    ("hour", 0, 23, ()),
+    ("day of month", 1, 31, ()),
+    ("month", 1, 12, ("jan", "feb", "mar", "apr", "may", "jun", "jul", "aug", "sep", "oct", "nov", "dec")),
+    ("day of week", 0, 7, ("sun", "mon", "tue", "wed", "thu", "fri", "sat")),
+)
+
+
+def _check_cron(expr: str) -> None:
+    """Five-field cron (numbers, names, *, ranges, steps, lists) or an @macro."""
+    if expr.strip().lower() in _CRON_MACROS:
+        return
+    fields = expr.split()
+    if len(fields) != 5:
+        raise ValueError(f"schedule {expr!r} is not a cron expression (need 5 fields)")
+    for text, (what, lo, hi, names) in zip(fields, _CRON_FIELDS):
+        for part in text.split(","):
+            if not _cron_part_ok(part.lower(), lo, hi, names):
+                raise ValueError(f"schedule {expr!r}: bad {what} field {text!r}")
+
+
+def _cron_part_ok(part: str, lo: int, hi: int, names: tuple[str, ...]) -> bool:
+    base, _, step = part.partition("/")
+    if step and not (step.isdigit() and int(step) >= 1):
+        return False
+
+    def value(s: str) -> int | None:
+        if s.isdigit():
+            return int(s) if lo <= int(s) <= hi else None
+        if s in names:
+            return names.index(s) + (1 if lo == 1 else 0)
+        return None
+
+    if base == "*":
+        return True
+    start, dash, end = base.partition("-")
+    a = value(start)
+    if not dash:
+        return a is not None
+    b = value(end)
+    return a is not None and b is not None and a <= b
