@@ -107,3 +107,33 @@ def check_key(key: str) -> str:
     for part in parts:
         safe_part(part)
     return key
+
+
+def check_prefix(prefix: str) -> str:
+    """Validate a listing prefix: "" (everything), or the start of a key.
+
+    The last part may be partial ("warc/news/2024/0"), the others must be
+    plain parts, so a prefix can never point above the archive root.
+    """
+    if prefix == "":
+        return prefix
+    parts = prefix.split("/")
+    if parts[0] not in KINDS and not (len(parts) == 1 and any(k.startswith(parts[0]) for k in KINDS)):
+        raise UnsafeKeyError(f"unknown archive key prefix: {prefix!r}")
+    for part in parts[:-1]:
+        safe_part(part)
+    if parts[-1]:
+        safe_part(parts[-1])
+    return prefix
+
+
+def kind_of(key: str) -> str:
+    """What an archive key holds: warc, text-warc, index, text, metadata or run."""
+    top = check_key(key).split("/")[0]
+    if top == "warc":
+        return "text-warc" if key.endswith(".text.warc.gz") else "warc"
+    if top == "indexes":
+        return "index"
+    if top == "articles":
+        return "text" if key.endswith(".txt") else "metadata"
+    return "run"

@@ -1,0 +1,96 @@
+"""A real S3 API on loopback: moto's ThreadedMotoServer on 127.0.0.1.
+
+    s3_server         the endpoint URL (str) of a fresh server for this test
+    s3_server_control the same server with .stop() / .start() (same port, same
+                      bucket contents) to test outages
+    s3_archive        "s3://BUCKET/archive" in a new bucket; AWS_* variables
+                      point boto3 at the server, and nothing at a real account
+"""
+
+from __future__ import annotations
+
+import urllib.request
+import uuid
+
+import pytest
+from moto.server import ThreadedMotoServer
+
+
+class MotoS3:
+    """One moto server on 127.0.0.1 that a test can stop and start again."""
+
+    def __init__(self, port: int = 0):
+        self.port = port
+        self._server: ThreadedMotoServer | None = None
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    @property
+    def running(self) -> bool:
+        return self._server is not None
+
+    def start(self) -> None:
+        if self._server is not None:
+            return
+        # Same port on restart (port 0 only the first time), so clients that
+        # were configured before the outage reach it again.
+        server = ThreadedMotoServer(ip_address="127.0.0.1", port=self.port, verbose=False)
+        server.start()
+        self.port = server.get_host_and_port()[1]
+        self._server = server
+
+    def stop(self) -> None:
+        if self._server is None:
+            return
+        self._server.stop()
+        # ThreadedMotoServer.stop() only ends the serve loop; close the listening
+        # socket too, or clients would hang instead of being refused.
+        self._server._server.server_close()
+        self._server = None
+
+    def reset(self) -> None:
+        """Forget every bucket (moto keeps state per process, across restarts)."""
+        req = urllib.request.Request(self.url + "/moto-api/reset", method="POST")
+        urllib.request.urlopen(req, timeout=10).close()
+
+
+@pytest.fixture
+def s3_server_control():
+    server = MotoS3()
+    server.start()
+    try:
+        yield server
+    finally:
+        if server.running:
+            server.reset()
+        server.stop()
+
+
+@pytest.fixture
+def s3_server(s3_server_control) -> str:
+    return s3_server_control.url
+
+
+@pytest.fixture
+def s3_archive(s3_server, monkeypatch, tmp_path):
+    import boto3
+
+    # Only the test server and fake credentials: never a real account or profile.
+    for name in ("AWS_PROFILE", "AWS_SESSION_TOKEN", "AWS_ENDPOINT_URL_S3", "AWS_SECURITY_TOKEN"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("AWS_CONFIG_FILE", str(tmp_path / "no-aws-config"))
+    monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", str(tmp_path / "no-aws-credentials"))
+    monkeypatch.setenv("AWS_ENDPOINT_URL", s3_server)
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
+    monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")
+    monkeypatch.setenv("AWS_MAX_ATTEMPTS", "2")  # outages fail fast in tests
+    for name in ("HTTP_PROXY", "HTTPS_PROXY", "http_proxy", "https_proxy", "ALL_PROXY", "all_proxy"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("NO_PROXY", "127.0.0.1,localhost")
+
+    bucket = f"test-{uuid.uuid4().hex[:12]}"
+    boto3.client("s3").create_bucket(Bucket=bucket)
+    yield f"s3://{bucket}/archive"
