@@ -1,0 +1,129 @@
+"""Prefect fixtures (a pytest plugin, loaded by conftest.py).
+
+prefect_harness   session: prefect_test_harness (a temporary server and database) for flow tests
+prefect_server    session: a real `prefect server start` on 127.0.0.1 with a temporary SQLite
+                  database and PREFECT_HOME; `.env` for subprocesses, `.start(cmd)` for workers
+                  (every process started here is killed at teardown)
+spool_dir         NEWSARCHIVE_SPOOL pointed at the test's tmp_path
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+# Prefect's server would try to send telemetry (offline here); must be set before prefect is imported.
+os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
+
+REPO = Path(__file__).resolve().parent.parent
+VENV_BIN = Path(sys.executable).parent
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="session")
+def prefect_harness():
+    from prefect.testing.utilities import prefect_test_harness
+
+    with prefect_test_harness(server_startup_timeout=120):
+        yield
+
+
+@pytest.fixture
+def spool_dir(tmp_path, monkeypatch):
+    path = tmp_path / "spool"
+    monkeypatch.setenv("NEWSARCHIVE_SPOOL", str(path))
+    return path
+
+
+class PrefectServer:
+    def __init__(self, home: Path, port: int):
+        self.home = home
+        self.port = port
+        self.api_url = f"http://127.0.0.1:{port}/api"
+        self.env = {
+            **{k: v for k, v in os.environ.items() if not k.startswith("PREFECT_")},
+            "PREFECT_HOME": str(home),
+            "PREFECT_API_URL": self.api_url,
+            "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
+            "PREFECT_API_DATABASE_CONNECTION_URL": f"sqlite+aiosqlite:///{home / 'prefect.db'}",
+            "PREFECT_UI_ENABLED": "false",
+            "PREFECT_CLI_PROMPT": "false",
+            "PREFECT_LOGGING_LEVEL": "INFO",
+            "PATH": f"{VENV_BIN}{os.pathsep}{os.environ.get('PATH', '')}",
+        }
+        self.procs: list[subprocess.Popen] = []
+
+    def start(self, cmd: list[str], log_name: str, env: dict | None = None) -> subprocess.Popen:
+        """Start a background process (own process group) logging to PREFECT_HOME/log_name."""
+        log = open(self.home / log_name, "ab")
+        proc = subprocess.Popen(cmd, cwd=REPO, env={**self.env, **(env or {})}, stdout=log,
+                                stderr=subprocess.STDOUT, start_new_session=True)
+        self.procs.append(proc)
+        return proc
+
+    def log(self, log_name: str) -> str:
+        path = self.home / log_name
+        return path.read_text(errors="replace") if path.exists() else ""
+
+    def wait_healthy(self, proc: subprocess.Popen, timeout: float = 120) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if proc.poll() is not None:
+                raise RuntimeError(f"prefect server exited ({proc.returncode}):\n{self.log('server.log')[-3000:]}")
+            try:
+                with urllib.request.urlopen(f"{self.api_url}/health", timeout=2) as resp:
+                    if resp.status == 200:
+                        return
+            except OSError:
+                pass
+            time.sleep(0.5)
+        raise RuntimeError(f"prefect server not healthy after {timeout}s:\n{self.log('server.log')[-3000:]}")
+
+    def stop(self) -> None:
+        for proc in reversed(self.procs):
+            if proc.poll() is None:
+                try:
+                    os.killpg(proc.pid, signal.SIGTERM)
+                except ProcessLookupError:
+                    continue
+        for proc in reversed(self.procs):
+            try:
+                proc.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                try:
+                    os.killpg(proc.pid, signal.SIGKILL)
+                except ProcessLookupError:
+                    pass
+                proc.wait()
+
+    def client_settings(self):
+        """Settings for an in-test Prefect client talking to this server."""
+        from prefect.settings import PREFECT_API_URL, temporary_settings
+
+        return temporary_settings({PREFECT_API_URL: self.api_url})
+
+
+@pytest.fixture(scope="session")
+def prefect_server(tmp_path_factory):
+    home = tmp_path_factory.mktemp("prefect-home")
+    server = PrefectServer(home, free_port())
+    try:
+        proc = server.start([str(VENV_BIN / "prefect"), "server", "start", "--host", "127.0.0.1",
+                             "--port", str(server.port)], "server.log")
+        server.wait_healthy(proc)
+        yield server
+    finally:
+        server.stop()
