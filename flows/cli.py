@@ -297,8 +297,11 @@ def _port(value: str) -> int:
 # --- output helpers -----------------------------------------------------------
 
 def _console(stderr: bool = False):
+    """A rich console; off a terminal, tables keep their natural width (no wrapping at 80)."""
     from rich.console import Console
-    return Console(stderr=stderr, highlight=False)
+    stream = sys.stderr if stderr else sys.stdout
+    width = None if stream.isatty() else 10_000
+    return Console(stderr=stderr, highlight=False, width=width)
 
 
 def _info(message: str) -> None:
@@ -376,7 +379,7 @@ def cmd_sources(args) -> int:
         print(json.dumps(rows, indent=2, ensure_ascii=False))
         return 0
     from rich.table import Table
-    table = Table(title=f"Sources in {path}", title_justify="left")
+    table = Table()
     for name, justify in (("name", "left"), ("hosts", "left"), ("feeds", "right"), ("sitemaps", "right"),
                           ("start", "right"), ("max pages", "right"), ("schedule", "left")):
         table.add_column(name, justify=justify)
@@ -385,9 +388,9 @@ def cmd_sources(args) -> int:
                       str(len(r["start_urls"])), str(r["max_pages"] if r["max_pages"] is not None else "-"),
                       r["schedule"] or "-")
     console = _console()
-    console.print(table)
-    if not rows:
-        _info(f"{path}: no sources")
+    console.print(f"{len(rows)} source{'s' if len(rows) != 1 else ''} in {path}", soft_wrap=True)
+    if rows:
+        console.print(table)
     return 0
 
 
@@ -546,15 +549,16 @@ def cmd_list(args) -> int:
         print(json.dumps(captures, indent=2, ensure_ascii=False))
         return 0
     from rich.table import Table
-    table = Table(title=f"{len(captures)} capture{'s' if len(captures) != 1 else ''} of {args.url}",
-                  title_justify="left")
+    table = Table()
     for col, justify in (("timestamp", "left"), ("status", "right"), ("mime", "left"), ("length", "right"),
                          ("text", "left"), ("warc", "left")):
         table.add_column(col, justify=justify)
     for c in captures:
         table.add_row(str(c.get("timestamp", "")), str(c.get("status", "")), str(c.get("mime", "")),
                       str(c.get("length", "")), "yes" if c.get("text") else "no", str(c.get("warc", "")))
-    _console().print(table)
+    console = _console()
+    console.print(f"{len(captures)} capture{'s' if len(captures) != 1 else ''} of {args.url}", soft_wrap=True)
+    console.print(table)
     return 0
 
 
@@ -570,6 +574,9 @@ def render_capture(archive, url: str, at: str | None, form: str) -> bytes:
 
 
 def cmd_get(args) -> int:
+    if args.at:
+        from storage.archive import parse_time
+        parse_time(args.at)  # a bad time is reported before any lookup
     archive = _open_archive(_archive_location(args))
     data = render_capture(archive, args.url, args.at, args.form)
     _write_bytes(data)
