@@ -1,0 +1,335 @@
+"""SQLite catalog of an archive's captures and texts, built from its CDXJ indexes.
+
+The indexes in the archive (``indexes/...cdxj``) are the truth; the catalog is
+a local, rebuildable cache of them for fast lookups. It remembers which index
+keys it has ingested, so ``sync(backend)`` only reads new ones and every
+machine with access to the archive converges on the same answers.
+
+Two tables: ``captures`` (every indexed record except conversion records) and
+``texts`` (conversion records, joined to captures by ``refers_to`` =
+``record_id``). A folder archive keeps its catalog at ``ARCHIVE/catalog.sqlite``;
+an S3 archive in the user cache folder, one file per location.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import re
+import sqlite3
+import sys
+import threading
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Iterable
+
+from storage import cdxj, urls
+
+CATALOG_NAME = "catalog.sqlite"
+SCHEMA_VERSION = "1"
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS ingested (
+    index_key TEXT PRIMARY KEY,
+    lines INTEGER NOT NULL,
+    ingested_at TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS captures (
+    urlkey TEXT NOT NULL,
+    timestamp TEXT NOT NULL,
+    url TEXT NOT NULL,
+    status INTEGER,
+    mime TEXT,
+    digest TEXT,
+    warc TEXT NOT NULL,
+    offset INTEGER NOT NULL,
+    length INTEGER NOT NULL,
+    record_id TEXT,
+    source TEXT,
+    index_key TEXT NOT NULL,
+    PRIMARY KEY (warc, offset)
+);
+CREATE INDEX IF NOT EXISTS captures_by_url ON captures (urlkey, timestamp);
+CREATE INDEX IF NOT EXISTS captures_by_record ON captures (record_id);
+CREATE INDEX IF NOT EXISTS captures_by_source ON captures (source, timestamp);
+CREATE TABLE IF NOT EXISTS texts (
+    refers_to TEXT NOT NULL,
+    record_id TEXT,
+    urlkey TEXT NOT NULL,
+    timestamp TEXT NOT NULL,
+    url TEXT NOT NULL,
+    digest TEXT,
+    warc TEXT NOT NULL,
+    offset INTEGER NOT NULL,
+    length INTEGER NOT NULL,
+    index_key TEXT NOT NULL,
+    PRIMARY KEY (warc, offset)
+);
+CREATE INDEX IF NOT EXISTS texts_by_refers ON texts (refers_to);
+"""
+
+_CAPTURE_COLUMNS = "urlkey, timestamp, url, status, mime, digest, warc, offset, length, record_id, source"
+
+
+class CatalogError(Exception):
+    """The catalog cannot be opened or an index cannot be read (one-line message)."""
+
+
+@dataclass
+class SyncReport:
+    indexes: int = 0  # index files ingested by this sync
+    captures: int = 0
+    texts: int = 0
+    skipped: list[str] = field(default_factory=list)  # unreadable index keys (with reason)
+
+
+def cache_dir() -> Path:
+    """The user cache folder for newsarchive (XDG on Linux, ~/Library/Caches on macOS)."""
+    base = os.environ.get("XDG_CACHE_HOME")
+    if base:
+        return Path(base) / "newsarchive"
+    home = Path.home()
+    if sys.platform == "darwin":
+        return home / "Library" / "Caches" / "newsarchive"
+    if os.name == "nt":
+        return Path(os.environ.get("LOCALAPPDATA", home)) / "newsarchive" / "Cache"
+    return home / ".cache" / "newsarchive"
+
+
+def default_path(location: str) -> Path:
+    """Where the catalog of ``location`` lives (``NEWSARCHIVE_CATALOG`` overrides)."""
+    override = os.environ.get("NEWSARCHIVE_CATALOG")
+    if override:
+        return Path(override)
+    if location.startswith("s3://"):
+        label = re.sub(r"[^A-Za-z0-9._-]+", "-", location[5:]).strip("-.")[:60] or "bucket"
+        endpoint = os.environ.get("AWS_ENDPOINT_URL_S3") or os.environ.get("AWS_ENDPOINT_URL") or ""
+        digest = hashlib.sha1(f"{endpoint}|{location}".encode()).hexdigest()[:12]
+        return cache_dir() / "catalogs" / f"{label}-{digest}.sqlite"
+    return Path(location) / CATALOG_NAME
+
+
+def source_of(warc_key: str) -> str | None:
+    """``warc/SOURCE/Y/M/D/NAME`` -> SOURCE."""
+    parts = warc_key.split("/")
+    return parts[1] if len(parts) == 6 and parts[0] == "warc" else None
+
+
+def timestamp_datetime(ts: str) -> datetime:
+    return datetime.strptime(ts[:14], "%Y%m%d%H%M%S").replace(tzinfo=timezone.utc)
+
+
+def _int_or_none(value) -> int | None:
+    try:
+        return int(value)
+    except (TypeError, ValueError):
+        return None
+
+
+class Catalog:
+    """The catalog file at ``path``; safe to share between threads."""
+
+    def __init__(self, path: str | os.PathLike):
+        self.path = Path(path)
+        self._local = threading.local()
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            db = self._db()
+            db.executescript(_SCHEMA)  # idempotent; executescript manages its own commit
+            db.execute("INSERT OR IGNORE INTO meta (key, value) VALUES ('schema', ?)", (SCHEMA_VERSION,))
+        except (OSError, sqlite3.Error) as exc:
+            raise CatalogError(f"cannot open catalog {self.path}: {exc}") from None
+
+    @classmethod
+    def for_location(cls, location: str) -> "Catalog":
+        return cls(default_path(location))
+
+    # -- connections ---------------------------------------------------------
+
+    def _connect(self) -> sqlite3.Connection:
+        db = getattr(self._local, "db", None)
+        if db is None:
+            db = sqlite3.connect(self.path, timeout=30, isolation_level=None)
+            db.row_factory = sqlite3.Row
+            db.execute("PRAGMA journal_mode=WAL")
+            db.execute("PRAGMA synchronous=NORMAL")
+            self._local.db = db
+        return _Transaction(db)
+
+    def _db(self) -> sqlite3.Connection:
+        return self._connect().db
+
+    def close(self) -> None:
+        db = getattr(self._local, "db", None)
+        if db is not None:
+            db.close()
+            self._local.db = None
+
+    # -- ingest --------------------------------------------------------------
+
+    def ingested(self) -> set[str]:
+        return {row[0] for row in self._db().execute("SELECT index_key FROM ingested")}
+
+    def ingest_index(self, index_key: str, content: str | bytes) -> tuple[int, int]:
+        """Add one index file's lines (once per key). Returns (captures, texts) added."""
+        rows_c, rows_t = [], []
+        for urlkey, ts, f in cdxj.iter_lines(content):
+            warc = f.get("filename")
+            offset, length = _int_or_none(f.get("offset")), _int_or_none(f.get("length"))
+            if not warc or offset is None or length is None:
+                continue
+            url = f.get("url") or ""
+            if "refers_to" in f:
+                rows_t.append((f["refers_to"], f.get("record_id"), urlkey, ts, url,
+                               f.get("digest"), warc, offset, length, index_key))
+            else:
+                rows_c.append((urlkey, ts, url, _int_or_none(f.get("status")), f.get("mime"),
+                               f.get("digest"), warc, offset, length, f.get("record_id"),
+                               source_of(warc), index_key))
+        now = datetime.now(timezone.utc).isoformat(timespec="seconds")
+        with self._connect() as db:
+            if db.execute("SELECT 1 FROM ingested WHERE index_key = ?", (index_key,)).fetchone():
+                return 0, 0
+            db.executemany(
+                f"INSERT OR IGNORE INTO captures ({_CAPTURE_COLUMNS}, index_key) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", rows_c)
+            db.executemany(
+                "INSERT OR IGNORE INTO texts (refers_to, record_id, urlkey, timestamp, url, digest, "
+                "warc, offset, length, index_key) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", rows_t)
+            db.execute("INSERT INTO ingested (index_key, lines, ingested_at) VALUES (?, ?, ?)",
+                       (index_key, len(rows_c) + len(rows_t), now))
+        return len(rows_c), len(rows_t)
+
+    def sync(self, backend) -> SyncReport:
+        """Ingest every index in ``backend`` not ingested yet."""
+        report = SyncReport()
+        done = self.ingested()
+        for key in sorted(backend.list("indexes/")):
+            if not key.endswith(".cdxj") or key in done:
+                continue
+            try:
+                content = backend.get_bytes(key)
+                added_c, added_t = self.ingest_index(key, content)
+            except (cdxj.CDXJError, UnicodeDecodeError) as exc:
+                report.skipped.append(f"{key}: {exc}")
+                continue
+            report.indexes += 1
+            report.captures += added_c
+            report.texts += added_t
+        return report
+
+    def clear(self) -> None:
+        with self._connect() as db:
+            db.execute("DELETE FROM captures")
+            db.execute("DELETE FROM texts")
+            db.execute("DELETE FROM ingested")
+
+    def rebuild(self, backend) -> SyncReport:
+        """Forget everything and ingest all indexes again."""
+        self.clear()
+        return self.sync(backend)
+
+    # -- queries -------------------------------------------------------------
+
+    def captures(self, url: str, match_type: str = "exact", *, since: str | None = None,
+                 until: str | None = None, limit: int | None = None, reverse: bool = False,
+                 with_status_only: bool = False) -> list[dict]:
+        """Captures whose key matches ``url`` (``urls.search_range`` rules), oldest
+        first (newest first with ``reverse``); ``since``/``until`` are timestamp
+        bounds (inclusive, compared as padded 14-digit strings)."""
+        start, end = urls.search_range(url, match_type)
+        sql = [f"SELECT {_CAPTURE_COLUMNS}, EXISTS (SELECT 1 FROM texts t WHERE t.refers_to = c.record_id)"
+               " AS has_text FROM captures c WHERE urlkey >= ? AND urlkey < ?"]
+        args: list = [start, end]
+        if since:
+            sql.append("AND timestamp >= ?")
+            args.append(since)
+        if until:
+            sql.append("AND timestamp <= ?")
+            args.append(until)
+        if with_status_only:
+            sql.append("AND status IS NOT NULL")
+        order = "DESC" if reverse else "ASC"
+        if match_type == "exact":
+            sql.append(f"ORDER BY timestamp {order}, warc {order}, offset {order}")
+        else:
+            sql.append(f"ORDER BY urlkey {order}, timestamp {order}, warc {order}, offset {order}")
+        if limit is not None:
+            sql.append("LIMIT ?")
+            args.append(int(limit))
+        return [_capture_dict(row) for row in self._db().execute(" ".join(sql), args)]
+
+    def source_captures(self, source: str, *, since: str | None = None,
+                        until: str | None = None) -> list[dict]:
+        sql = [f"SELECT {_CAPTURE_COLUMNS}, EXISTS (SELECT 1 FROM texts t WHERE t.refers_to = c.record_id)"
+               " AS has_text FROM captures c WHERE source = ?"]
+        args: list = [source]
+        if since:
+            sql.append("AND timestamp >= ?")
+            args.append(since)
+        if until:
+            sql.append("AND timestamp <= ?")
+            args.append(until)
+        sql.append("ORDER BY timestamp, urlkey, warc, offset")
+        return [_capture_dict(row) for row in self._db().execute(" ".join(sql), args)]
+
+    def text_of(self, record_id: str | None) -> dict | None:
+        """The newest conversion record that refers to ``record_id``."""
+        if not record_id:
+            return None
+        row = self._db().execute(
+            "SELECT refers_to, record_id, url, timestamp, digest, warc, offset, length FROM texts "
+            "WHERE refers_to = ? ORDER BY index_key DESC, offset DESC LIMIT 1", (record_id,)
+        ).fetchone()
+        return dict(row) if row else None
+
+    def texts_in(self, warc_keys: Iterable[str]) -> list[dict]:
+        keys = list(warc_keys)
+        if not keys:
+            return []
+        marks = ",".join("?" * len(keys))
+        rows = self._db().execute(
+            f"SELECT refers_to, record_id, url, timestamp, warc, offset, length FROM texts "
+            f"WHERE warc IN ({marks})", keys)
+        return [dict(r) for r in rows]
+
+    def counts(self) -> dict:
+        db = self._db()
+        return {
+            "indexes": db.execute("SELECT COUNT(*) FROM ingested").fetchone()[0],
+            "captures": db.execute("SELECT COUNT(*) FROM captures").fetchone()[0],
+            "texts": db.execute("SELECT COUNT(*) FROM texts").fetchone()[0],
+        }
+
+
+def _capture_dict(row: sqlite3.Row) -> dict:
+    return {
+        "timestamp": row["timestamp"],
+        "url": row["url"],
+        "status": row["status"],
+        "mime": row["mime"],
+        "digest": row["digest"],
+        "warc": row["warc"],
+        "offset": row["offset"],
+        "length": row["length"],
+        "text": bool(row["has_text"]),
+        "record_id": row["record_id"],
+        "urlkey": row["urlkey"],
+        "source": row["source"],
+    }
+
+
+class _Transaction:
+    """``with catalog._connect() as db``: one IMMEDIATE transaction on the thread's connection."""
+
+    def __init__(self, db: sqlite3.Connection):
+        self.db = db
+
+    def __enter__(self) -> sqlite3.Connection:
+        self.db.execute("BEGIN IMMEDIATE")
+        return self.db
+
+    def __exit__(self, exc_type, exc, tb) -> None:
+        self.db.execute("ROLLBACK" if exc_type else "COMMIT")
