@@ -55,14 +55,12 @@ def error_kind(failure_or_exc: Any) -> str:
         return "dns"
     if isinstance(exc, (DownloadTimeoutError, twisted_errors.TimeoutError, twisted_errors.TCPTimedOutError)):
         return "timeout"
-    if isinstance(exc, (DownloadConnectionRefusedError, twisted_errors.ConnectionRefusedError)):
-        return "connection-refused"
     if isinstance(exc, ResponseDataLossError):
         return "data-loss"
     name = type(exc).__module__ + "." + type(exc).__name__
     if "SSL" in name or "TLS" in name:
         return "tls"
-    if isinstance(exc, (DownloadFailedError, twisted_errors.ConnectError, twisted_errors.ConnectionLost,
+    if isinstance(exc, (DownloadFailedError, DownloadConnectionRefusedError, twisted_errors.ConnectError, twisted_errors.ConnectionLost,
                         twisted_errors.ConnectionDone, ConnectionError)) or "ResponseNeverReceived" in name \
             or "ResponseFailed" in name:
         return "connection"

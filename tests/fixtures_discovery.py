@@ -25,6 +25,7 @@ class CrawlResult:
     items: list[dict]
     stats: dict
     error_samples: list[dict]
+    settings: dict  # the crawl's effective politeness settings
     log: str
 
     def item(self, url: str) -> dict:
@@ -51,7 +52,7 @@ def run_crawl(source, tmp_path: Path, settings: dict | None = None) -> CrawlResu
                           capture_output=True, text=True, timeout=120)
     assert proc.returncode == 0, proc.stderr[-4000:]
     data = json.loads(out.read_text())
-    return CrawlResult(data["items"], data["stats"], data["error_samples"], proc.stderr)
+    return CrawlResult(data["items"], data["stats"], data["error_samples"], data["settings"], proc.stderr)
 
 
 @pytest.fixture(scope="session")
@@ -104,6 +105,7 @@ def _main(spec_path: str) -> None:
         "items": items,
         "stats": {k: v for k, v in crawler.stats.get_stats().items() if isinstance(v, (int, float, str))},
         "error_samples": crawler.spider.error_samples,
+        "settings": {k: crawler.settings.get(k) for k in ("DOWNLOAD_DELAY", "CONCURRENT_REQUESTS_PER_DOMAIN")},
     }, default=str))
 
 
