@@ -166,3 +166,54 @@ def test_generated_site_serves_every_article(make_news_site):
         status, headers, body = fetch(a["url"])
         assert status == 200 and header(headers, "Content-Type") == a["content_type"]
         body.decode(a["charset"])
+
+
+# ---------------------------------------------------------------- the demo site
+
+def test_demo_site_feed_sitemap_and_robots_name_its_real_address(demo_site):
+    from flows.demo_site import demo_articles
+
+    base = demo_site.url("").rstrip("/")
+    article_urls = {a["url"] for a in demo_articles(demo_site)}
+    assert len(article_urls) == 6
+    rss = ET.fromstring(fetch(base + "/rss.xml")[2])
+    assert {i.findtext("link") for i in rss.findall("channel/item")} == article_urls
+    news = ET.fromstring(fetch(base + "/news-sitemap.xml")[2])
+    assert {e.text for e in news.findall("sm:url/sm:loc", NS)} == article_urls
+    assert all(e.text for e in news.findall("sm:url/news:news/news:publication_date", NS))
+    assert f"Sitemap: {base}/news-sitemap.xml" in fetch(base + "/robots.txt")[2].decode()
+    for path, route in demo_site.routes.items():
+        assert b"{base}" not in route.body, path
+    home = links(demo_site.routes["/"].body)
+    assert {urlsplit(u).path for u in article_urls} <= home and "/section/local/" in home
+
+
+def test_demo_articles_carry_metadata_and_russian_is_windows_1251_in_header_only(demo_site):
+    from flows.demo_site import demo_articles
+
+    for a in demo_articles(demo_site):
+        status, headers, body = fetch(a["url"])
+        assert status == 200 and header(headers, "Content-Type") == f"text/html; charset={a['charset']}"
+        text = body.decode(a["charset"])
+        assert 'property="article:published_time"' in text and 'name="author"' in text
+        assert len(re.findall(r"<p>", text)) >= 4
+    ru = [a for a in demo_articles(demo_site) if a["charset"] == "windows-1251"]
+    assert len(ru) == 1
+    body = fetch(ru[0]["url"])[2]
+    assert b"charset" not in body.split(b"</head>")[0].lower()  # only the header says it
+    assert "туман" in body.decode("windows-1251")
+    try:
+        body.decode("utf-8")
+        raise AssertionError("the Russian page must not be UTF-8")
+    except UnicodeDecodeError:
+        pass
+
+
+def test_demo_sources_toml_reaches_articles_not_listings(demo_site):
+    from flows.demo_site import demo_articles, demo_sources_toml
+
+    src = tomllib.loads(demo_sources_toml(demo_site))["source"]
+    assert [s["name"] for s in src] == ["demo"]
+    allow = src[0]["allow"]
+    assert all(any(re.search(rx, a["url"]) for rx in allow) for a in demo_articles(demo_site))
+    assert not any(re.search(rx, demo_site.url(p)) for rx in allow for p in ("/", "/section/local/", "/rss.xml"))
