@@ -7,8 +7,7 @@ Exit codes: 0 the crawl ran (page errors are in the stats); 2 bad input
 (unknown source, invalid sources file); 3 nothing could be fetched.
 Logs go to stderr; with --progress, JSON lines go to stdout.
 
-Also here: the two small components that make the crawl's report,
-`CrawlReport` (extension) and `FetchErrorsMiddleware` (downloader middleware).
+Also here: `CrawlReport`, the extension that writes the progress lines.
 """
 
 from __future__ import annotations
@@ -21,13 +20,13 @@ import os
 os.environ.setdefault("TLDEXTRACT_PUBLIC_SUFFIX_LIST_URLS", "")
 
 import argparse  # noqa: E402
+import dataclasses  # noqa: E402
 import json  # noqa: E402
 import sys  # noqa: E402
 from datetime import datetime, timezone  # noqa: E402
 from pathlib import Path  # noqa: E402
 
 from scrapy import signals  # noqa: E402
-from scrapy.exceptions import IgnoreRequest  # noqa: E402
 
 MAX_ERROR_SAMPLES = 20
 
@@ -45,40 +44,12 @@ def add_files(stats, *keys: str) -> None:
     stats.set_value("newsarchive/files", (stats.get_value("newsarchive/files") or []) + list(keys))
 
 
-def _error_kind(exc: BaseException) -> str:
-    from twisted.internet import error as tx_error
-    from scrapy.exceptions import DownloadTimeoutError, ResponseDataLossError
-
-    if isinstance(exc, (DownloadTimeoutError, tx_error.TimeoutError, TimeoutError)):
-        return "timeout"
-    if isinstance(exc, tx_error.DNSLookupError):
-        return "dns"
-    if isinstance(exc, (tx_error.ConnectError, ConnectionError)):
-        return "connection"
-    if isinstance(exc, ResponseDataLossError):
-        return "dataloss"
-    return "network"
-
-
-class FetchErrorsMiddleware:
-    """Counts downloads that failed for good (after RetryMiddleware gave up)."""
-
-    def __init__(self, crawler):
-        self.crawler = crawler
-
-    @classmethod
-    def from_crawler(cls, crawler):
-        return cls(crawler)
-
-    def process_exception(self, request, exception):
-        if not isinstance(exception, IgnoreRequest):  # robots.txt, offsite: decisions, not errors
-            record_error(self.crawler.stats, _error_kind(exception), request.url,
-                         f"{type(exception).__name__}: {exception}".strip())
-        return None
-
-
 class CrawlReport:
-    """Progress events (JSON lines on stdout) and error counts for HTTP status >= 400."""
+    """Progress events: JSON lines on stdout, one per archived page and per extracted article.
+
+    Errors are counted where they are understood: fetch failures and HTTP
+    statuses by the spider (spiders.news), extraction by the pipeline.
+    """
 
     def __init__(self, crawler, progress: bool):
         self.crawler = crawler
@@ -99,15 +70,11 @@ class CrawlReport:
             sys.stdout.flush()
 
     def page_captured(self, request, response, capture):
-        if response.status >= 400:
-            record_error(self.crawler.stats, f"http_{response.status}", request.url,
-                         f"HTTP {response.status}")
         self.emit({"event": "page", "url": request.url, "status": response.status,
                    "bytes": len(response.body), "article": bool(request.meta.get("article"))})
 
     def item_scraped(self, item, response, spider):
         if isinstance(item, dict) and item.get("kind") == "article" and not item.get("error"):
-            self.crawler.stats.inc_value("newsarchive/articles")
             self.emit({"event": "article", "url": item.get("url"), "title": item.get("title")})
 
 
@@ -117,27 +84,35 @@ def _iso(value) -> str | None:
     return value
 
 
-def summary(source: str, stats: dict) -> dict:
-    """The stats JSON of ARCHITECTURE.md, from the crawler's stats."""
+def summary(source: str, stats: dict, spider_samples: list[dict] = ()) -> dict:
+    """The stats JSON of ARCHITECTURE.md, from the crawler's stats.
+
+    pages: exchanges archived (robots.txt, redirects and error pages included);
+    articles: articles whose text was written.
+    """
     prefix = "newsarchive/errors/"
     status_prefix = "newsarchive/status/"
     return {
         "source": source,
         "started": _iso(stats.get("start_time")),
         "finished": _iso(stats.get("finish_time")) or datetime.now(timezone.utc).isoformat(),
-        "pages": stats.get("newsarchive/pages", 0),
-        "articles": stats.get("newsarchive/articles", 0),
+        "pages": stats.get("newsarchive/captures", 0),
+        "articles": stats.get("newsarchive/extracted", 0),
         "bytes": stats.get("newsarchive/bytes", 0),
         "errors": {k[len(prefix):]: v for k, v in sorted(stats.items()) if k.startswith(prefix)},
-        "error_samples": stats.get("newsarchive/error_samples", []),
+        "error_samples": (list(spider_samples) + stats.get("newsarchive/error_samples", []))[:MAX_ERROR_SAMPLES],
         "files": sorted(stats.get("newsarchive/files", [])),
         "status_counts": {k[len(status_prefix):]: v for k, v in sorted(stats.items())
                           if k.startswith(status_prefix)},
     }
 
 
-def source_settings(source, *, spool: str, max_pages: int | None = None, progress: bool = False) -> dict:
-    """Per-source Scrapy settings, applied over spiders.settings."""
+def source_settings(source, *, spool: str, progress: bool = False) -> dict:
+    """Per-source Scrapy settings, applied over spiders.settings.
+
+    The page limit is not a setting: NewsSpider's scope gate enforces
+    source.max_pages before a request is scheduled (--max-pages replaces it).
+    """
     settings = {
         "NEWSARCHIVE_SPOOL": str(spool),
         "NEWSARCHIVE_SOURCE": source.name,
@@ -149,9 +124,6 @@ def source_settings(source, *, spool: str, max_pages: int | None = None, progres
     concurrency = getattr(source, "concurrency", None)
     if concurrency:
         settings["CONCURRENT_REQUESTS_PER_DOMAIN"] = int(concurrency)
-    pages = max_pages if max_pages is not None else getattr(source, "max_pages", None)
-    if pages:
-        settings["CLOSESPIDER_PAGECOUNT"] = int(pages)
     return settings
 
 
@@ -203,14 +175,16 @@ def main(argv: list[str] | None = None) -> int:
         return fail(2, f"cannot create spool folder {spool}: {exc.strerror or exc}")
     settings = Settings()
     settings.setmodule("spiders.settings", priority="project")
-    settings.update(source_settings(source, spool=str(spool.resolve()), max_pages=args.max_pages,
-                                    progress=args.progress), priority="cmdline")
+    if args.max_pages is not None:
+        source = dataclasses.replace(source, max_pages=args.max_pages)
+    settings.update(source_settings(source, spool=str(spool.resolve()), progress=args.progress),
+                    priority="cmdline")
     process = CrawlerProcess(settings)
     crawler = process.create_crawler(NewsSpider)
     process.crawl(crawler, source=source)
     process.start()
 
-    report = summary(source.name, crawler.stats.get_stats())
+    report = summary(source.name, crawler.stats.get_stats(), getattr(crawler.spider, "error_samples", []))
     if args.stats_out:
         Path(args.stats_out).write_text(json.dumps(report, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
     if report["pages"] == 0:

@@ -116,6 +116,7 @@ class ArticlePipeline:
             record_error(self.crawler.stats, "extraction", url, one_line(exc))
             return {"kind": "article", "url": url, "error": one_line(exc), "capture": capture}
         keys = self.write_article(url, capture, article)
+        self.crawler.stats.inc_value("newsarchive/extracted")
         return {"kind": "article", "url": url, "title": article.metadata.get("title"),
                 "capture": capture, **keys}
 

@@ -26,8 +26,6 @@ DOWNLOADER_MIDDLEWARES = {
     # HttpCompressionMiddleware (590) decodes it and RedirectMiddleware (600)
     # or RobotsTxtMiddleware (100) consume it.
     "spiders.warccapture.WarcCaptureMiddleware": 950,
-    # 540: below RetryMiddleware (550), so it sees only failures retries gave up on
-    "spiders.crawl.FetchErrorsMiddleware": 540,
 }
 
 EXTENSIONS = {

@@ -179,7 +179,7 @@ class WarcCaptureMiddleware:
         capture = self.write_pair(request, response)
         request.meta["capture"] = capture
         stats = self.crawler.stats
-        stats.inc_value("newsarchive/pages")
+        stats.inc_value("newsarchive/captures")
         stats.inc_value("newsarchive/bytes", len(response.body))
         stats.inc_value(f"newsarchive/status/{response.status}")
         self.crawler.signals.send_catch_log(page_captured, request=request, response=response, capture=capture)
