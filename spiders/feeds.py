@@ -7,6 +7,7 @@ raises anything but FeedError, and entity expansion and network access are off
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from datetime import datetime
 from email.utils import parsedate_to_datetime
@@ -115,6 +116,8 @@ def _iso_date(text: str | None) -> str | None:
     """RFC 822 (RSS) or ISO 8601 (Atom, sitemaps) -> ISO 8601; unknown forms kept as given."""
     if not text:
         return None
+    if re.fullmatch(r"\d{4}-\d{2}-\d{2}", text):
+        return text  # a day only: no invented midnight
     try:
         return datetime.fromisoformat(text.replace("Z", "+00:00")).isoformat()
     except ValueError:
