@@ -26,7 +26,6 @@ from __future__ import annotations
 import json
 import logging
 import os
-import socket
 import subprocess
 import sys
 import tempfile
@@ -218,6 +217,8 @@ def run_crawl(source_name: str, *, sources_file: str | os.PathLike, spool: str |
         stats.setdefault("source", source_name)
         return stats
     last = next((l.strip() for l in reversed(tail) if l.strip()), "")
+    if last.lower().startswith("error: "):
+        last = last[len("error: "):]
     if code in (EXIT_BAD_INPUT, EXIT_UNREACHABLE):
         message = last or ("bad input" if code == EXIT_BAD_INPUT else "nothing could be fetched")
     elif code == EXIT_OK:
@@ -278,44 +279,26 @@ def index_spool(spool: str | os.PathLike) -> list[str]:
 
 
 def write_manifest(spool: str | os.PathLike, stats: Mapping[str, Any], *, source: str,
-                   run_id: str | None = None, started: datetime | None = None,
-                   extra: Mapping[str, Any] | None = None) -> str:
-    """Write the run manifest into the spool; return its key (runs/SOURCE/Y/M/D/RUN_ID.json)."""
+                   run_id: str | None = None) -> str:
+    """Write the run manifest (every file of the run with size and sha256, and
+    the stats) into the spool; return its key (runs/SOURCE/Y/M/D/RUN_ID.json)."""
+    from storage.manifest import build_manifest
+
     spool = Path(spool)
     run_id = layout.safe_part(run_id or uuid.uuid4().hex)
-    started = started or _parse_time(stats.get("started")) or datetime.now(timezone.utc)
-    key = layout.run_key(source, started, run_id)
-    files = sorted(set(stats.get("files") or []))
-    indexes = []
-    for f in files:
-        if f.startswith("warc/") and f.endswith(".warc.gz"):
+    now = datetime.now(timezone.utc)
+    keys = set()
+    for key in stats.get("files") or []:
+        keys.add(key)
+        if key.startswith("warc/") and key.endswith(".warc.gz"):
             try:
-                indexes.append(layout.index_key(f))
+                keys.add(layout.index_key(key))
             except layout.UnsafeKeyError:
                 pass
-    try:  # storage/manifest.py knows sizes and digests, when it is there
-        from storage.manifest import build_manifest
-
-        manifest = build_manifest(spool=spool, stats=dict(stats), source=source, run_id=run_id)
-    except (ImportError, TypeError):
-        manifest = {
-            "run_id": run_id,
-            "source": source,
-            "host": socket.gethostname(),
-            "started": stats.get("started"),
-            "finished": stats.get("finished"),
-            "stats": {k: stats.get(k) for k in ("pages", "articles", "bytes", "errors", "status_counts")},
-            "files": files,
-            "indexes": sorted(set(indexes)),
-        }
-    if extra:
-        manifest = {**manifest, **extra}
-    target = spool / key
-    target.parent.mkdir(parents=True, exist_ok=True)
-    tmp = target.with_name(target.name + layout.OPEN_SUFFIX)
-    tmp.write_text(json.dumps(manifest, indent=2, sort_keys=True, default=str) + "\n", encoding="utf-8")
-    os.replace(tmp, target)
-    return key
+    present = sorted(k for k in keys if (spool / k).is_file())
+    manifest = build_manifest(run_id, source, stats.get("started") or now, stats.get("finished") or now,
+                              dict(stats), present, spool)
+    return manifest["key"]
 
 
 def _parse_time(value: Any) -> datetime | None:
@@ -347,13 +330,15 @@ def upload(spool: str | os.PathLike, archive: str):
 
 
 def update_catalog(archive: str) -> Any:
-    """Let the archive's catalog ingest the indexes it has not seen yet."""
-    from storage.archive import open_archive
-    from storage.backends import open_backend
+    """Let the archive's catalog ingest the indexes it has not seen yet.
 
-    arch = open_archive(archive)
-    backend = getattr(arch, "backend", None) or open_backend(archive)
-    return arch.catalog.sync(backend)
+    Returns the catalog's sync report, or None when a folder archive does not
+    exist yet (nothing was ever uploaded to it)."""
+    from storage.archive import open_archive
+
+    if "://" not in archive and not Path(archive).is_dir():
+        return None
+    return open_archive(archive, sync=False).sync()
 
 
 def _report_list(report: Any, *names: str) -> list:

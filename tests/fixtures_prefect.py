@@ -4,6 +4,7 @@ prefect_harness   session: prefect_test_harness (a temporary server and database
 prefect_server    session: a real `prefect server start` on 127.0.0.1 with a temporary SQLite
                   database and PREFECT_HOME; `.env` for subprocesses, `.start(cmd)` for workers
                   (every process started here is killed at teardown)
+closed_port_url   http://127.0.0.1:PORT/ with nothing listening (a broken site)
 spool_dir         NEWSARCHIVE_SPOOL pointed at the test's tmp_path
 """
 
@@ -39,6 +40,12 @@ def prefect_harness():
 
     with prefect_test_harness(server_startup_timeout=120):
         yield
+
+
+@pytest.fixture
+def closed_port_url() -> str:
+    """A URL on 127.0.0.1 where nothing listens (a site that is down)."""
+    return f"http://127.0.0.1:{free_port()}/"
 
 
 @pytest.fixture

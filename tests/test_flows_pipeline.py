@@ -1,0 +1,93 @@
+"""flows/pipeline.py without Prefect: a whole run on the test news site, crawl errors, verdicts."""
+
+from __future__ import annotations
+
+import threading
+from pathlib import Path
+
+import pytest
+
+from flows import pipeline
+
+
+def _files(root: Path, pattern: str) -> list[Path]:
+    return sorted(p for p in root.rglob(pattern) if p.is_file())
+
+
+def test_run_source_archives_captures_text_and_streams_progress(news_site, news_sources_file, tmp_path, spool_dir):
+    archive = tmp_path / "archive"
+    seen: list[dict] = []
+    sink_seen: list[dict] = []
+    lock = threading.Lock()
+
+    def sink(event):
+        with lock:
+            sink_seen.append(event)
+
+    previous = pipeline.set_event_sink(sink)
+    try:
+        summary = pipeline.run_source("testnews", sources_file=news_sources_file, archive=str(archive),
+                                      max_pages=25, on_event=seen.append)
+    finally:
+        pipeline.set_event_sink(previous)
+
+    assert summary["pages"] > 0 and summary["articles"] > 0
+    warcs = _files(archive / "warc" / "testnews", "*.warc.gz")
+    assert warcs, "no WARC in the archive"
+    assert _files(archive / "indexes" / "testnews", "*.cdxj"), "no CDXJ index in the archive"
+    texts = _files(archive / "articles" / "testnews", "*.txt")
+    assert len(texts) == summary["articles"]
+    first = texts[0].read_text(encoding="utf-8").splitlines()
+    assert first[0].strip() and any(line.startswith(news_site.base_url) for line in first[:4])
+    assert _files(archive / "runs" / "testnews", "*.json"), "no run manifest"
+    # every file the summary lists is in the archive under its key
+    for f in summary["files"]:
+        if f["archived"]:
+            assert Path(f["archive_key"]).is_file()
+    assert "| pages | articles | bytes | errors |" in summary["markdown"]
+    # the spool keeps nothing finished once uploaded
+    assert not [p for p in spool_dir.rglob("*") if p.is_file() and not p.name.endswith(".open")]
+    # progress: the callback and the process-wide sink saw the same page events, tagged with the source
+    pages = [e for e in seen if e.get("event") == "page"]
+    assert len(pages) == summary["pages"]
+    assert all(e["source"] == "testnews" for e in seen)
+    assert [e for e in sink_seen if e.get("event") == "page"] == pages
+
+
+def test_run_crawl_unknown_source_is_one_line_error(news_sources_file, tmp_path):
+    with pytest.raises(pipeline.CrawlError) as err:
+        pipeline.run_crawl("nosuchsource", sources_file=news_sources_file, spool=tmp_path / "spool")
+    assert err.value.exit_code == 2
+    message = str(err.value)
+    assert "\n" not in message and "nosuchsource" in message
+
+
+def test_unreachable_site_fails_with_the_crawls_reason(tmp_path, spool_dir, closed_port_url):
+    sources = tmp_path / "sources.toml"
+    sources.write_text(f'[[source]]\nname = "broken"\nstart_urls = ["{closed_port_url}"]\n')
+    with pytest.raises(pipeline.CrawlError) as err:
+        pipeline.run_source("broken", sources_file=sources, archive=str(tmp_path / "archive"))
+    assert err.value.exit_code == 3
+    assert str(err.value).startswith("broken: ") and "\n" not in str(err.value)
+
+
+def test_assess_names_mostly_failed_crawls():
+    assert pipeline.assess({"source": "s", "pages": 10, "errors": {"http-404": 2}}) is None
+    assert "no page fetched" in pipeline.assess({"source": "s", "pages": 0, "errors": {"dns": 3}})
+    verdict = pipeline.assess({"source": "s", "pages": 5, "status_counts": {"200": 2, "500": 3},
+                               "errors": {"http-500": 3}})
+    assert verdict and "mostly failed" in verdict and "http-500 3" in verdict
+
+
+def test_summarize_lists_files_with_archive_keys(tmp_path):
+    stats = {"source": "s", "pages": 3, "articles": 1, "bytes": 1234, "errors": {"timeout": 1},
+             "files": ["warc/s/2024/01/02/a.warc.gz", "articles/s/2024/01/02/x.txt"]}
+    report = {"uploaded": ["warc/s/2024/01/02/a.warc.gz", "articles/s/2024/01/02/x.txt",
+                           "indexes/s/2024/01/02/a.warc.gz.cdxj"], "failed": []}
+    summary = pipeline.summarize(stats, report, archive=str(tmp_path))
+    keys = {f["key"]: f for f in summary["files"]}
+    assert set(keys) == set(report["uploaded"])
+    assert keys["warc/s/2024/01/02/a.warc.gz"]["archive_key"] == str(tmp_path.resolve() / "warc/s/2024/01/02/a.warc.gz")
+    assert summary["errors"] == {"timeout": 1} and summary["error_total"] == 1
+    s3 = pipeline.summarize(stats, report, archive="s3://bucket/news")
+    assert {f["archive_key"] for f in s3["files"]} == {f"s3://bucket/news/{k}" for k in report["uploaded"]}
