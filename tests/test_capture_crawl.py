@@ -1,0 +1,168 @@
+"""`python -m spiders.crawl` end to end (NewsSpider, real extraction), and WARC rotation."""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import socket
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from warcio.archiveiterator import ArchiveIterator
+
+from fixtures_capture import ROOT, run_capture_crawl
+from flows.siteserver import Route, SiteServer
+
+BIN = Path(sys.executable).parent
+
+
+def crawl_cli(*args: str, timeout: float = 180) -> subprocess.CompletedProcess:
+    env = {k: v for k, v in os.environ.items() if k != "NEWSARCHIVE_SOURCES"}
+    return subprocess.run([sys.executable, "-m", "spiders.crawl", *args], cwd=ROOT, env=env,
+                          capture_output=True, text=True, timeout=timeout)
+
+
+def warcio_check(paths) -> None:
+    proc = subprocess.run([str(BIN / "warcio"), "check", *map(str, paths)], capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+
+
+def read_records(path: Path):
+    with open(path, "rb") as fh:
+        for rec in ArchiveIterator(fh):
+            yield rec, rec.raw_stream.read()
+
+
+@pytest.fixture(scope="module")
+def cli_crawl(news_site, tmp_path_factory):
+    tmp = tmp_path_factory.mktemp("cli")
+    sources = news_site.write_sources(tmp, delay=0, concurrency=8)
+    spool, stats_out = tmp / "spool", tmp / "stats.json"
+    proc = crawl_cli("--source", "testnews", "--sources", str(sources), "--spool", str(spool),
+                     "--max-pages", "12", "--stats-out", str(stats_out), "--progress")
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    return proc, spool, json.loads(stats_out.read_text())
+
+
+def test_cli_writes_stats_json_as_documented(cli_crawl):
+    proc, spool, stats = cli_crawl
+    assert set(stats) == {"source", "started", "finished", "pages", "articles", "bytes", "errors",
+                          "error_samples", "files", "status_counts"}
+    assert stats["source"] == "testnews"
+    assert stats["started"] <= stats["finished"]
+    assert 0 < stats["articles"] < stats["pages"]
+    assert sum(stats["status_counts"].values()) == stats["pages"]
+    assert stats["files"] and all((spool / key).is_file() for key in stats["files"])
+    assert not list(spool.rglob("*.open"))
+
+
+def test_cli_progress_lines_are_json_on_stdout(cli_crawl):
+    proc, spool, stats = cli_crawl
+    events = [json.loads(line) for line in proc.stdout.splitlines()]
+    pages = [e for e in events if e["event"] == "page"]
+    articles = [e for e in events if e["event"] == "article"]
+    assert len(pages) == stats["pages"] and len(articles) == stats["articles"]
+    assert all(set(e) == {"event", "url", "status", "bytes", "article"} for e in pages)
+    assert all(e["title"] for e in articles)
+    assert any(e["url"].endswith("/robots.txt") for e in pages)
+    assert "Traceback" not in proc.stderr and "ConnectionError" not in proc.stderr
+
+
+def test_cli_articles_have_text_json_and_a_conversion_record(cli_crawl):
+    proc, spool, stats = cli_crawl
+    capture_warcs = [spool / k for k in stats["files"] if k.endswith(".warc.gz") and not k.endswith(".text.warc.gz")]
+    text_warcs = [spool / k for k in stats["files"] if k.endswith(".text.warc.gz")]
+    assert capture_warcs and text_warcs
+    warcio_check(capture_warcs + text_warcs)
+    responses = {rec.rec_headers.get_header("WARC-Record-ID"): rec.rec_headers
+                 for warc in capture_warcs for rec, _ in read_records(warc) if rec.rec_type == "response"}
+    conversions = [(rec.rec_headers, payload) for warc in text_warcs
+                   for rec, payload in read_records(warc) if rec.rec_type == "conversion"]
+    assert len(conversions) == stats["articles"]
+    txt_keys = [k for k in stats["files"] if k.endswith(".txt")]
+    texts = {(spool / k).read_bytes() for k in txt_keys}
+    for headers, payload in conversions:
+        refers = responses[headers.get_header("WARC-Refers-To")]
+        assert headers.get_header("WARC-Target-URI") == refers.get_header("WARC-Target-URI")
+        assert headers.get_header("WARC-Date") == refers.get_header("WARC-Date")
+        assert headers.get_header("Content-Type") == "text/plain; charset=utf-8"
+        assert payload in texts  # the record carries exactly the .txt file
+    for key in txt_keys:
+        meta = json.loads((spool / key[:-4]).with_suffix(".json").read_text(encoding="utf-8"))
+        assert meta  # metadata beside every text
+
+
+@pytest.mark.parametrize("problem", ["unknown", "invalid"])
+def test_cli_bad_input_is_one_line_and_exit_2(tmp_path, news_site, problem):
+    sources = news_site.write_sources(tmp_path)
+    if problem == "invalid":
+        sources.write_text("[[source]]\nname = 'Bad Name!'\nstart_urls = 3\n")
+    proc = crawl_cli("--source", "nosuch" if problem == "unknown" else "bad", "--sources", str(sources),
+                     "--spool", str(tmp_path / "spool"))
+    assert proc.returncode == 2
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1 and "Traceback" not in proc.stderr
+    assert str(sources) in lines[0] or "nosuch" in lines[0]
+
+
+def test_cli_unreachable_site_exits_3(tmp_path):
+    with socket.socket() as sock:  # a loopback port nobody listens on
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    sources = tmp_path / "sources.toml"
+    sources.write_text(f"[[source]]\nname = 'gone'\nstart_urls = ['http://127.0.0.1:{port}/']\ndelay = 0\n")
+    env_free = crawl_cli("--source", "gone", "--sources", str(sources), "--spool", str(tmp_path / "spool"),
+                         "--stats-out", str(tmp_path / "stats.json"))
+    assert env_free.returncode == 3, env_free.stderr[-2000:]
+    last = env_free.stderr.strip().splitlines()[-1]
+    assert last.startswith("error: nothing could be fetched") and "gone" in last
+    assert json.loads((tmp_path / "stats.json").read_text())["pages"] == 0
+
+
+def test_rotation_keeps_each_request_with_its_response(tmp_path):
+    routes = {f"/p{i}?x={i}": Route(bytes([65 + i % 26]) * (700 + 37 * i), headers=[("Content-Type", "text/plain")])
+              for i in range(20)}
+    routes["/robots.txt"] = Route(b"User-agent: *\nAllow: /\n")
+    with SiteServer(routes) as site:
+        result = run_capture_crawl([site.url(p) for p in routes if p != "/robots.txt"], tmp_path / "spool",
+                                   settings={"NEWSARCHIVE_WARC_MAX_SIZE": 3000})
+        sent = {site.url(p): r.body for p, r in routes.items()}
+    assert result.returncode == 0, result.stderr[-3000:]
+    warcs = result.warcs()
+    assert len(warcs) >= 4
+    assert sorted(int(w.name.split("-")[3]) for w in warcs) == list(range(1, len(warcs) + 1))
+    warcio_check(warcs)
+    seen = {}
+    for warc in warcs:
+        recs = list(read_records(warc))
+        assert recs[0][0].rec_type == "warcinfo"
+        ids = {r.rec_headers.get_header("WARC-Record-ID") for r, _ in recs if r.rec_type == "response"}
+        for rec, payload in recs[1:]:
+            if rec.rec_type == "request":
+                assert rec.rec_headers.get_header("WARC-Concurrent-To") in ids  # pair in the same file
+            else:
+                seen[rec.rec_headers.get_header("WARC-Target-URI")] = payload
+    assert seen == sent
+    assert sorted(result.stats["files"]) == sorted(str(w.relative_to(result.spool)) for w in warcs)
+
+
+def test_extraction_failure_is_a_recorded_error(tmp_path):
+    routes = {"/robots.txt": Route(b""),
+              "/good": Route(b"<html><p>fine</p></html>", headers=[("Content-Type", "text/html")]),
+              "/bad": Route(b"<html>NOARTICLE</html>", headers=[("Content-Type", "text/html")])}
+    with SiteServer(routes) as site:
+        result = run_capture_crawl([site.url("/good"), site.url("/bad")], tmp_path / "spool",
+                                   articles=[site.url("/good"), site.url("/bad")])
+    assert result.returncode == 0
+    assert result.stats["articles"] == 1
+    assert result.stats["errors"] == {"extraction": 1}
+    sample = result.stats["error_samples"][0]
+    assert sample["url"].endswith("/bad") and sample["message"] == "NoArticle: no article text"
+    assert len(list(result.spool.rglob("*.txt"))) == 1
+    items = {i["url"].rsplit("/", 1)[1]: i for i in result.items}
+    assert items["bad"]["error"] and items["good"]["title"]
+    meta = json.loads(next(result.spool.rglob("*.json")).read_text())
+    assert meta["capture"]["record_id"] == items["good"]["capture"]["record_id"]
