@@ -204,7 +204,8 @@ Run 'newsarchive COMMAND --help' for the options and examples of each command.""
              """  newsarchive reextract --out texts/
   newsarchive reextract --source example --out texts/
   newsarchive reextract --url https://example.com/2024/05/story --out texts/
-  newsarchive reextract --warc crawl.warc.gz --out texts/""")
+  newsarchive reextract --warc crawl.warc.gz --out texts/
+Files are named TIMESTAMP-URLHASH.txt/.json, as in the archive's articles/ folder.""")
     _add_archive(p)
     p.add_argument("--out", "-o", metavar="DIR", required=True, help="folder for the .txt and .json files")
     p.add_argument("--source", metavar="NAME", default=None, help="only WARCs of this source")
@@ -258,6 +259,8 @@ Run 'newsarchive COMMAND --help' for the options and examples of each command.""
              """  newsarchive worker
   newsarchive worker --pool news""")
     p.add_argument("--pool", default="newsarchive", help="work pool name (default: newsarchive)")
+    p.add_argument("--limit", type=_positive_int, default=None, metavar="N",
+                   help="at most N crawls at once in this worker")
     p.set_defaults(func=cmd_worker)
 
     # demo
@@ -507,9 +510,23 @@ class _StripTraceback:
         return True
 
 
+def _crawl_archive(location: str) -> str:
+    """The archive a crawl writes to, as an absolute location (crawls run in
+    other folders and processes); a folder archive is created if missing."""
+    if location.startswith("s3://"):
+        return location
+    path = Path(location).expanduser().resolve()
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise CLIError(f"cannot create the archive folder {path}: {exc.strerror or exc}") from None
+    return str(path)
+
+
 def cmd_crawl(args) -> int:
     sources_path, names = _select_sources(args)
-    archive = _archive_location(args)
+    sources_path = sources_path.resolve()
+    archive = _crawl_archive(_archive_location(args))
     summaries = run_crawls(names, sources_path, archive, args.max_pages, use_prefect=not args.no_prefect)
     return _report_crawls(summaries, archive)
 
@@ -667,64 +684,90 @@ def cmd_reextract(args) -> int:
     from spiders.reextract import reextract_warc
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-    total = 0
-    for path in _warcs_for_reextract(args):
-        for article in reextract_warc(path, workers=args.workers, urls=args.urls):
-            _write_article(out, article)
-            total += 1
-    print(f"wrote {total} article{'s' if total != 1 else ''} into {out}")
+    written = failed = 0
+    errors: dict[str, int] = {}
+    for path, key in _warcs_for_reextract(args):
+        for result in reextract_warc(path, workers=args.workers, urls=args.urls, warc_key=key):
+            if result.ok:
+                _write_article(out, result)
+                written += 1
+            else:
+                failed += 1
+                kind = (result.error or "error").split(":", 1)[0][:60]
+                errors[kind] = errors.get(kind, 0) + 1
+    print(f"wrote {written} article{'s' if written != 1 else ''} into {out}"
+          + (f"; {failed} page{'s' if failed != 1 else ''} without article text" if failed else ""))
+    for kind, count in sorted(errors.items(), key=lambda kv: -kv[1])[:5]:
+        _info(f"  {count} × {kind}")
+    if args.urls and written == 0:
+        raise CLIError(f"no article text re-derived for {', '.join(args.urls)}")
     return 0
 
 
-def _warcs_for_reextract(args) -> Iterable[Path]:
+def _warcs_for_reextract(args) -> Iterable[tuple[Path, str]]:
+    """(local file, archive key) of each capture WARC to read."""
     if args.warcs:
         for w in args.warcs:
             p = Path(w)
             if not p.is_file():
                 raise CLIError(f"no such WARC file: {w}")
-            yield p
+            yield p, p.name
+        return
+    from storage.backends import open_backend
+    from storage import layout
+    location = _archive_location(args)
+    if not location.startswith("s3://") and not Path(location).is_dir():
+        raise CLIError(f"no archive at {location} (not a folder)")
+    if args.source:
+        layout.safe_source(args.source)
+    backend = open_backend(location)
+    prefix = f"warc/{args.source}/" if args.source else "warc/"
+    keys = sorted(k for k in backend.list(prefix) if k.endswith(".warc.gz") and not k.endswith(".text.warc.gz"))
+    if not keys:
+        raise CLIError(f"no capture WARCs under {prefix} in {location}")
+    if not location.startswith("s3://"):
+        for key in keys:
+            yield Path(location) / key, key
         return
     import tempfile
-    from storage.backends import open_backend
-    backend = open_backend(_archive_location(args))
-    prefix = f"warc/{args.source}/" if args.source else "warc/"
-    keys = [k for k in backend.list(prefix) if k.endswith(".warc.gz") and not k.endswith(".text.warc.gz")]
-    if not keys:
-        raise CLIError(f"no capture WARCs under {prefix} in {_archive_location(args)}")
     with tempfile.TemporaryDirectory(prefix="newsarchive-reextract-") as tmp:
         for key in keys:
             local = Path(tmp) / Path(key).name
-            local.write_bytes(backend.get_bytes(key))
+            with backend.open_stream(key) as src, open(local, "wb") as dst:
+                import shutil
+                shutil.copyfileobj(src, dst, 1024 * 1024)
             try:
-                yield local
+                yield local, key
             finally:
                 local.unlink(missing_ok=True)
 
 
-def _write_article(out: Path, article: Any) -> None:
-    import hashlib
-    text = getattr(article, "text", None)
-    meta = getattr(article, "metadata", None)
-    if text is None and isinstance(article, dict):
-        text, meta = article.get("text"), article.get("metadata")
-    meta = dict(meta or {})
-    url = meta.get("url") or ""
-    stamp = re.sub(r"\D", "", str(meta.get("fetched_at") or meta.get("date") or ""))[:14] or "00000000000000"
-    name = f"{stamp}-{hashlib.sha1(url.encode('utf-8')).hexdigest()[:16]}"
-    (out / f"{name}.txt").write_text(text or "", encoding="utf-8")
-    (out / f"{name}.json").write_text(json.dumps(meta, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+def _write_article(out: Path, result: Any) -> None:
+    """TIMESTAMP-URLHASH.txt and .json, named as the archive names articles."""
+    from storage import layout
+    article = result.article
+    stamp = re.sub(r"\D", "", str(result.date or ""))[:14] or "00000000000000"
+    name = f"{stamp}-{layout.url_hash(result.url)}"
+    (out / f"{name}.txt").write_text(article.text, encoding="utf-8")
+    (out / f"{name}.json").write_text(json.dumps(article.metadata, indent=2, ensure_ascii=False) + "\n",
+                                      encoding="utf-8")
 
 
 # --- deploy, worker -----------------------------------------------------------
 
 def cmd_deploy(args) -> int:
     _prepare_prefect_env()
-    path = _sources_path(args)
+    path = _sources_path(args).resolve()
     _load_sources(path)  # a bad file is one clear line before Prefect starts
     from flows.deploy import deploy
-    result = deploy(sources_file=str(path), archive=_archive_location(args), pool=args.pool)
-    _info(f"deployed the sources of {path} to work pool {args.pool!r}"
-          + (f": {_describe(result)}" if result is not None else ""))
+    archive = args.archive or os.environ.get("NEWSARCHIVE_ARCHIVE")
+    if archive and not archive.startswith("s3://"):
+        archive = str(Path(archive).expanduser().resolve())
+    result = deploy(sources_file=str(path), pool=args.pool, archive=archive) or {}
+    names = list(result.get("deployments") or []) if isinstance(result, dict) else []
+    print(f"deployed {len(names)} deployment{'s' if len(names) != 1 else ''} to work pool {args.pool!r}:")
+    for name in names:
+        print(f"  {name}")
     _info(f"start a worker with: newsarchive worker --pool {args.pool}")
     return 0
 
@@ -733,10 +776,11 @@ def cmd_worker(args) -> int:
     _prepare_prefect_env()
     from flows.deploy import start_worker
     try:
-        start_worker(pool=args.pool)
+        code = start_worker(pool=args.pool, limit=args.limit)
     except KeyboardInterrupt:
         _info("worker stopped")
-    return 0
+        return 0
+    return int(code or 0)
 
 
 # --- demo ---------------------------------------------------------------------
@@ -751,6 +795,8 @@ def cmd_demo(args) -> int:
         with tempfile.TemporaryDirectory(prefix="newsarchive-demo-") as tmp:
             sources_path = Path(tmp) / "sources.toml"
             sources_path.write_text(demo_sources_toml(server), encoding="utf-8")
+            sources_path = sources_path.resolve()
+            archive_location = _crawl_archive(archive_location)
             names = list(_load_sources(sources_path))
             _info(f"demo news site at {server.url('/')}; crawling it into {archive_location}")
             summaries = run_crawls(names, sources_path, archive_location, None,
@@ -760,20 +806,19 @@ def cmd_demo(args) -> int:
             server.stop()
         except Exception:
             pass
-    from flows.progress import print_summary, summary_failed
-    print_summary(summaries, console=_console(stderr=True))
-    if any(summary_failed(s) for s in summaries):
-        raise CLIError("the demo crawl failed")
+    code = _report_crawls(summaries, archive_location, console=_console(stderr=True))
+    if code:
+        return code
     archive = _open_archive(archive_location)
-    url = _demo_article_url(archive, archive_location, summaries)
+    url = _demo_article_url(archive, server)
     if url is None:
         raise CLIError(f"the demo crawl archived no article text in {archive_location}")
+    a = args.archive
     _info("")
-    _info(f"one archived article, as `newsarchive get {url} --as text --archive {archive_location}` prints it:")
+    _info(f"one archived article, as `newsarchive get {url} --as text --archive {a}` prints it:")
     _info("")
     sys.stdout.flush()
     _write_bytes(render_capture(archive, url, None, "text"))
-    a = archive_location
     _info("")
     _info("try next:")
     _info(f"  newsarchive list {url} --archive {a}")
@@ -783,23 +828,15 @@ def cmd_demo(args) -> int:
     return 0
 
 
-def _demo_article_url(archive, location: str, summaries: list[dict]) -> str | None:
-    """The URL of one article the demo crawl extracted (from its metadata JSON)."""
-    from storage.backends import open_backend
-    backend = open_backend(location)
-    keys: list[str] = []
-    for s in summaries:
-        keys += [k for k in (s.get("files") or []) if isinstance(k, str) and k.startswith("articles/")
-                 and k.endswith(".json")]
-    if not keys:
-        keys = sorted(k for k in backend.list("articles/") if k.endswith(".json"))
-    for key in sorted(keys):
+def _demo_article_url(archive, server) -> str | None:
+    """The first demo article the crawl archived clean text for."""
+    from flows.demo_site import demo_articles
+    for article in demo_articles(server):
         try:
-            meta = json.loads(backend.get_bytes(key))
+            render_capture(archive, article["url"], None, "text")
         except Exception:
             continue
-        if meta.get("url"):
-            return meta["url"]
+        return article["url"]
     return None
 
 

@@ -1,0 +1,254 @@
+"""Crawl the test news site with `newsarchive crawl`, then read it back with
+`list`, `get`, `serve`, `reindex`, as a user would.
+
+One crawl (without Prefect, for speed) is shared by the module's read tests;
+a second crawl of the same site into the same archive gives two captures of
+each page for `get --at`. One test crawls through the Prefect flow.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import re
+import sqlite3
+import subprocess
+import time
+import urllib.request
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+
+import pytest
+
+from test_cli_support import assert_one_line_error, cli_env, newsarchive_bin, run
+
+pytest.importorskip("flows.pipeline")
+pytest.importorskip("storage.archive")
+
+CONTRACT = {"timestamp": str, "url": str, "status": int, "mime": str, "digest": str, "warc": str,
+            "offset": int, "length": int, "text": bool}
+
+
+@pytest.fixture(scope="module")
+def crawled(news_site, tmp_path_factory):
+    """The test site crawled twice into one archive (--no-prefect)."""
+    tmp = tmp_path_factory.mktemp("cli-crawl")
+    env = cli_env(tmp)
+    sources = news_site.write_sources(tmp)
+    archive = tmp / "archive"
+    first = run("crawl", "testnews", "--sources", sources, "--archive", archive, "--no-prefect",
+                cwd=tmp, env=env, timeout=600)
+    assert first.returncode == 0, first.stderr
+    time.sleep(1.1)  # WARC timestamps have whole seconds: the second capture is later
+    second = run("crawl", "--all", "--sources", sources, "--archive", archive, "--no-prefect",
+                 cwd=tmp, env=env, timeout=600)
+    assert second.returncode == 0, second.stderr
+    return {"tmp": tmp, "env": env, "archive": archive, "sources": sources, "first": first, "second": second}
+
+
+def cli(crawled, *args, text=True, **kw):
+    return run(*args, "--archive", crawled["archive"], cwd=crawled["tmp"], env=crawled["env"], text=text, **kw)
+
+
+def captures(crawled, url: str) -> list[dict]:
+    result = cli(crawled, "list", url, "--json")
+    assert result.returncode == 0, result.stderr
+    return json.loads(result.stdout)
+
+
+def test_crawl_prints_a_summary_table(crawled):
+    out = crawled["first"].stdout
+    for column in ("source", "pages", "articles", "bytes", "errors", "files"):
+        assert column in out
+    row = next(l for l in out.splitlines() if "testnews" in l)
+    numbers = [int(n) for n in re.findall(r"(?<![\w.])(\d+)(?![\w.])", row)]
+    assert numbers and max(numbers) >= 10  # pages fetched
+    assert "http-404" in out or "404" in out  # the deleted story is an error by kind
+    assert "warc/testnews/" in out  # files written are named
+    # off a terminal, progress comes as plain lines on stderr
+    assert "page" in crawled["first"].stderr and news_site_url_in(crawled["first"].stderr)
+
+
+def news_site_url_in(text: str) -> bool:
+    return "http://127.0.0.1:" in text
+
+
+def test_list_json_matches_the_contract(news_site, crawled):
+    article = news_site.article("hearya.com.metal")
+    rows = captures(crawled, article["url"])
+    assert len(rows) == 2  # two crawls
+    for row in rows:
+        for field, kind in CONTRACT.items():
+            assert isinstance(row[field], kind), (field, row)
+        assert re.fullmatch(r"\d{14}", row["timestamp"])
+        assert row["url"] == article["url"]
+        assert row["status"] == 200
+        assert row["mime"] == "text/html"
+        assert row["text"] is True
+        assert row["warc"].startswith("warc/testnews/") and row["warc"].endswith(".warc.gz")
+        assert (crawled["archive"] / row["warc"]).is_file()
+    assert rows[0]["timestamp"] < rows[1]["timestamp"]  # oldest first
+
+
+def test_list_table_shows_each_capture(news_site, crawled):
+    url = news_site.article("hearya.com.metal")["url"]
+    rows = captures(crawled, url)
+    result = cli(crawled, "list", url)
+    assert result.returncode == 0, result.stderr
+    for row in rows:
+        assert row["timestamp"] in result.stdout
+    assert "2 captures" in result.stdout
+
+
+@pytest.mark.parametrize("key", ["0a12df42d1764095989ab078ee0f940b",  # gzip-encoded
+                                 "security.googleblog.com.protection",  # chunked
+                                 "archive.org.he.xinhuanet.com"])  # gb2312
+def test_get_as_html_is_what_the_site_served(news_site, crawled, key):
+    article = news_site.article(key)
+    result = cli(crawled, "get", article["url"], "--as", "html", text=False)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout == news_site.page_bytes(article["path"])
+
+
+def test_get_as_raw_keeps_the_content_encoding(news_site, crawled):
+    article = news_site.article("0a12df42d1764095989ab078ee0f940b")
+    result = cli(crawled, "get", article["url"], "--as", "raw", text=False)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout == news_site.routes[article["path"]].body  # the gzip bytes as sent
+
+
+def test_get_as_text_is_the_plain_text_form(news_site, crawled):
+    article = news_site.article("hearya.com.metal")
+    result = cli(crawled, "get", article["url"], "--as", "text")
+    assert result.returncode == 0, result.stderr
+    header, _, body = result.stdout.partition("\n\n")
+    lines = header.splitlines()
+    assert 2 <= len(lines) <= 3
+    assert lines[-1] == article["url"]
+    assert "<" not in result.stdout.split("\n", 1)[0]  # a title, not markup
+    assert body.strip()
+    assert "\n\n\n" not in result.stdout
+    for passage in article["with"]:
+        assert " ".join(passage.split()) in " ".join(body.split())
+    # the default form is text
+    assert cli(crawled, "get", article["url"]).stdout == result.stdout
+
+
+def test_get_as_json_has_metadata_and_text(news_site, crawled):
+    article = news_site.article("hearya.com.metal")
+    meta = json.loads(cli(crawled, "get", article["url"], "--as", "json").stdout)
+    assert meta["url"] == article["url"]
+    assert meta["text"] == cli(crawled, "get", article["url"], "--as", "text").stdout
+
+
+def test_get_as_warc_is_the_record(news_site, crawled):
+    from warcio.archiveiterator import ArchiveIterator
+
+    article = news_site.article("hearya.com.metal")
+    data = cli(crawled, "get", article["url"], "--as", "warc", text=False).stdout
+    assert data[:2] == b"\x1f\x8b"  # one gzip member, as stored
+    records = list(ArchiveIterator(io.BytesIO(data)))
+    assert len(records) == 1
+    assert records[0].rec_type == "response"
+    assert records[0].rec_headers.get_header("WARC-Target-URI") == article["url"]
+
+
+def _warc_date(crawled, url: str, at: str) -> str:
+    from warcio.archiveiterator import ArchiveIterator
+
+    result = cli(crawled, "get", url, "--at", at, "--as", "warc", text=False)
+    assert result.returncode == 0, result.stderr.decode()
+    rec = next(iter(ArchiveIterator(io.BytesIO(result.stdout))))
+    return rec.rec_headers.get_header("WARC-Date")
+
+
+def _iso(ts: str, shift: float = 0) -> str:
+    when = datetime.strptime(ts, "%Y%m%d%H%M%S").replace(tzinfo=timezone.utc) + timedelta(seconds=shift)
+    return when.isoformat().replace("+00:00", "Z")
+
+
+def test_get_at_picks_the_nearest_capture(news_site, crawled):
+    url = news_site.article("hearya.com.metal")["url"]
+    old, new = (r["timestamp"] for r in captures(crawled, url))
+    gap = (datetime.strptime(new, "%Y%m%d%H%M%S") - datetime.strptime(old, "%Y%m%d%H%M%S")).total_seconds()
+
+    def stamp(warc_date: str) -> str:
+        return re.sub(r"\D", "", warc_date)[:14]
+
+    assert stamp(_warc_date(crawled, url, old)) == old  # 14 digits, exact
+    assert stamp(_warc_date(crawled, url, new)) == new
+    assert stamp(_warc_date(crawled, url, _iso(old, gap * 0.25))) == old  # ISO 8601, nearer the first
+    assert stamp(_warc_date(crawled, url, _iso(new, -gap * 0.25))) == new
+    assert stamp(_warc_date(crawled, url, "2000-01-01")) == old  # long before: the oldest
+    assert stamp(_warc_date(crawled, url, "2999-01-01T00:00:00+02:00")) == new
+
+
+def test_get_text_of_a_page_that_is_not_an_article(news_site, crawled):
+    result = cli(crawled, "get", news_site.url("/"), "--as", "text")
+    line = assert_one_line_error(result)
+    assert "--as html" in line
+    html = cli(crawled, "get", news_site.url("/"), "--as", "html", text=False)
+    assert html.returncode == 0 and html.stdout == news_site.page_bytes("/")
+
+
+def test_reindex_rebuilds_the_catalog(news_site, crawled):
+    url = news_site.article("hearya.com.metal")["url"]
+    before = captures(crawled, url)
+    result = cli(crawled, "reindex")
+    assert result.returncode == 0, result.stderr
+    assert "Traceback" not in result.stderr
+    assert captures(crawled, url) == before
+
+
+def test_serve_answers_memento_timemaps(news_site, crawled):
+    url = news_site.article("hearya.com.metal")["url"]
+    proc = subprocess.Popen([newsarchive_bin(), "serve", "--archive", str(crawled["archive"]), "--port", "0"],
+                            cwd=crawled["tmp"], env=crawled["env"], stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)
+    try:
+        line = proc.stderr.readline()
+        match = re.search(r"http://127\.0\.0\.1:(\d+)/", line)
+        assert match, line
+        base = f"http://127.0.0.1:{match.group(1)}"
+        with urllib.request.urlopen(f"{base}/web/timemap/link/{url}", timeout=30) as resp:
+            assert resp.status == 200
+            timemap = resp.read().decode()
+        for row in captures(crawled, url):
+            assert row["timestamp"] in timemap
+    finally:
+        proc.terminate()
+        proc.wait(timeout=30)
+
+
+def test_max_pages_limits_the_crawl(news_site, tmp_path):
+    env = cli_env(tmp_path)
+    sources = news_site.write_sources(tmp_path)
+    result = run("crawl", "testnews", "--sources", sources, "--archive", tmp_path / "archive", "--max-pages", "3",
+                 "--no-prefect", cwd=tmp_path, env=env, timeout=300)
+    assert result.returncode == 0, result.stderr
+    row = next(l for l in result.stdout.splitlines() if "testnews" in l)
+    pages = int(re.findall(r"\d+", row.split("testnews", 1)[1])[0])
+    assert 1 <= pages <= 3
+
+
+@pytest.mark.prefect_server
+def test_crawl_through_prefect_lands_in_its_history(news_site, tmp_path):
+    env = cli_env(tmp_path)
+    sources = news_site.write_sources(tmp_path)
+    archive = tmp_path / "archive"
+    result = run("crawl", "testnews", "--sources", sources, "--archive", archive,
+                 cwd=tmp_path, env=env, timeout=600)
+    assert result.returncode == 0, result.stderr
+    assert "Traceback" not in result.stderr
+    assert "testnews" in result.stdout and "pages" in result.stdout
+    # the run is in Prefect's history (the temporary server's database in PREFECT_HOME)
+    db = Path(env["PREFECT_HOME"]) / "prefect.db"
+    assert db.is_file()
+    with sqlite3.connect(db) as conn:
+        runs = conn.execute("select name, state_type from flow_run").fetchall()
+    assert ("crawl-testnews", "COMPLETED") in runs
+    # and the archive answers like after any crawl
+    url = news_site.article("hearya.com.metal")["url"]
+    listed = run("list", url, "--json", "--archive", archive, cwd=tmp_path, env=env)
+    assert listed.returncode == 0, listed.stderr
+    assert len(json.loads(listed.stdout)) == 1
