@@ -16,6 +16,7 @@ import json
 import shutil
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
+from email.utils import format_datetime
 from pathlib import Path
 
 import pytest
@@ -67,7 +68,7 @@ def story(n: int, day: int) -> Page:
     html = (f"<html><head><title>{title}</title></head><body><h1>{title}</h1>"
             f"<p>Version {n} of the story \u2014 caf\u00e9, \u201cquoted\u201d.</p></body></html>").encode()
     return Page(STORY, when(f"2024-05-0{day}T10:00:00"), html, gzip=True, title=title,
-                headers=[("Last-Modified", f"Wed, 0{day} May 2024 09:00:00 GMT")])
+                headers=[("Last-Modified", format_datetime(when(f"2024-05-0{day}T09:00:00"), usegmt=True))])
 
 
 def day_pages() -> dict[int, list[Page]]:
