@@ -12,6 +12,10 @@ page, a query-string listing and links to a second host (localhost:PORT2).
 test page reused under many paths, routes computed lazily so memory stays
 small) for benchmarks and longer crawls.
 
+The real pages keep their own relative links (publisher menus, tag pages), so a
+crawl that follows links out of articles meets several hundred 404s on this
+host, as it would after a site relaunch: count errors by `special` paths.
+
 Everything the site serves is in `NewsSite.routes` (path with query -> Route,
 the exact bytes sent), so tests can compare archives with what was sent.
 """
@@ -94,6 +98,13 @@ class NewsSite:
     denied: list[str] = field(default_factory=list)  # matched by the default deny regexes
     special: dict[str, str] = field(default_factory=dict)  # feature -> path (gzip, chunked, cookies, ...)
     offsite_urls: list[str] = field(default_factory=list)  # linked from the site, on the other host
+
+    @property
+    def allowed_non_articles(self) -> list[str]:
+        """Paths the default allow regex ('/news/') matches that are not articles: the
+        query-string listing, 404, 500 and PDF download. A crawl may fetch (and try to
+        extract) them; tests counting articles should expect exactly `articles`."""
+        return [p for k, p in self.special.items() if k in ("query", "not_found", "server_error", "pdf", "pdf_download")]
 
     @property
     def offsite_base(self) -> str:
@@ -407,6 +418,7 @@ def _build_curated(server: SiteServer, offsite: SiteServer) -> NewsSite:
                     ("/news/2021/01/deleted-story.html", "A story that was taken down"),
                     ("/news/2021/02/server-error.html", "Live: election results"),
                     ("/news/2021/03/annual-report.pdf", "Our annual report (PDF)"),
+                    ("/news/downloads/report?id=2020", "Download the report"),
                     ("/private/embargoed-story.html", "Embargoed: do not publish"),
                     ("/video/2021/03/highlights.html", "Video: the week in pictures"),
                     ("/go/partner-offer", "Partner offer"),
@@ -443,6 +455,11 @@ def _build_curated(server: SiteServer, offsite: SiteServer) -> NewsSite:
     special["server_error"] = "/news/2021/02/server-error.html"
     routes["/news/2021/03/annual-report.pdf"] = Route(minimal_pdf(), headers=[("Content-Type", "application/pdf")])
     special["pdf"] = "/news/2021/03/annual-report.pdf"
+    # the same PDF behind a download URL with no extension: crawlers that skip links by
+    # extension still fetch this one, and it matches the allow regex like an article
+    routes["/news/downloads/report?id=2020"] = Route(minimal_pdf(), headers=[
+        ("Content-Type", "application/pdf"), ("Content-Disposition", 'attachment; filename="annual-report-2020.pdf"')])
+    special["pdf_download"] = "/news/downloads/report?id=2020"
     routes["/private/embargoed-story.html"] = _html_route(_page("Embargoed", "<p>Not for publication before Monday.</p>", base))
     special["private"] = "/private/embargoed-story.html"
     routes["/video/2021/03/highlights.html"] = _html_route(_page("Video highlights", "<p><video src=\"/media/highlights.mp4\"></video></p>", base))

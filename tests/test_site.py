@@ -217,3 +217,13 @@ def test_demo_sources_toml_reaches_articles_not_listings(demo_site):
     allow = src[0]["allow"]
     assert all(any(re.search(rx, a["url"]) for rx in allow) for a in demo_articles(demo_site))
     assert not any(re.search(rx, demo_site.url(p)) for rx in allow for p in ("/", "/section/local/", "/rss.xml"))
+
+
+def test_pdf_behind_a_download_url_and_non_articles_under_news(news_site):
+    path = news_site.special["pdf_download"]
+    status, headers, body = fetch(news_site.url(path))
+    assert status == 200 and header(headers, "Content-Type") == "application/pdf" and body.startswith(b"%PDF-")
+    assert "attachment" in header(headers, "Content-Disposition")
+    article_paths = {a["path"] for a in news_site.articles}
+    assert path in news_site.allowed_non_articles and not article_paths & set(news_site.allowed_non_articles)
+    assert all(p.startswith("/news/") for p in news_site.allowed_non_articles)
