@@ -219,8 +219,9 @@ def test_s3_multipart_upload_over_threshold(s3_archive, tmp_path):
         backend.put_file(WARC, src)
 
 
-def test_s3_conditional_write_refuses_a_racing_writer(s3_archive):
-    backend = open_backend(s3_archive)
+@pytest.mark.parametrize("size", [100, 6 * 1024 * 1024], ids=["single", "multipart"])
+def test_s3_conditional_write_refuses_a_racing_writer(s3_archive, tmp_path, size):
+    backend = open_backend(s3_archive, multipart_threshold=5 * 1024 * 1024)
     other = boto3.client("s3")
     real_stat = backend.stat
 
@@ -232,8 +233,10 @@ def test_s3_conditional_write_refuses_a_racing_writer(s3_archive):
         return result
 
     backend.stat = stat_then_race
+    src = tmp_path / "ours"
+    src.write_bytes(b"o" * size)
     with pytest.raises(ObjectExistsError):
-        backend.put_bytes(TEXT, b"ours")
+        backend.put_file(TEXT, src)
     assert other.get_object(Bucket=backend.bucket, Key=f"archive/{TEXT}")["Body"].read() == b"theirs"
 
 
