@@ -40,6 +40,10 @@ def url_path(name: str) -> str:
         return f"/{m[1]}/{m[2]}/{m[3]}/{m[4]}.html"
     if m := re.fullmatch(r"section-([a-z0-9-]+)\.html", name):
         return f"/section/{m[1]}/"
+    if m := re.fullmatch(r"author-([a-z0-9-]+)\.html", name):
+        return f"/authors/{m[1]}/"
+    if m := re.fullmatch(r"page-([a-z0-9-]+)\.html", name):
+        return f"/{m[1]}/"
     if name.endswith(".css"):
         return f"/static/{name}"
     return f"/{name}"

@@ -227,3 +227,16 @@ def test_pdf_behind_a_download_url_and_non_articles_under_news(news_site):
     article_paths = {a["path"] for a in news_site.articles}
     assert path in news_site.allowed_non_articles and not article_paths & set(news_site.allowed_non_articles)
     assert all(p.startswith("/news/") for p in news_site.allowed_non_articles)
+
+
+def test_demo_site_has_no_dead_links(demo_site):
+    # the demo should end with zero errors, so every on-site link leads somewhere
+    disallowed = ("/account/", "/newsletter/")
+    for path, route in demo_site.routes.items():
+        if not path.endswith((".html", "/")):
+            continue
+        for href in links(route.body.decode("utf-8", "replace").encode()):
+            parts = urlsplit(href)
+            if parts.scheme in ("mailto", "https") or href.startswith(disallowed) or parts.netloc not in ("", f"127.0.0.1:{demo_site.port}"):
+                continue
+            assert parts.path in demo_site.routes, f"{path} links to missing {href}"
