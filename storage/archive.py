@@ -16,6 +16,8 @@ import io
 import json
 import os
 import re
+import shutil
+import tempfile
 from datetime import datetime, timezone
 from email.utils import parsedate_to_datetime
 from pathlib import Path
@@ -23,7 +25,7 @@ from pathlib import Path
 from warcio.archiveiterator import ArchiveIterator
 from warcio.bufferedreaders import ChunkedDataReader
 
-from storage import layout, urls
+from storage import cdxj, layout, urls
 from storage.backends import ObjectNotFoundError, StorageError, open_backend
 from storage.catalog import Catalog, CatalogError, SyncReport, default_path, timestamp_datetime
 
@@ -114,12 +116,43 @@ class Archive:
         return self.last_sync
 
     def reindex(self) -> SyncReport:
-        """Rebuild the catalog from every index in the archive."""
+        """Index every WARC in the archive that has no index yet (an upload that
+        stopped half way), then rebuild the catalog from all indexes."""
         try:
+            written, failed = self.index_missing()
             self.last_sync = self.catalog.rebuild(self.backend)
         except StorageError as exc:
             raise ArchiveError(str(exc)) from None
+        self.last_sync.indexes_written = written
+        self.last_sync.skipped[:0] = failed
         return self.last_sync
+
+    def index_missing(self) -> tuple[int, list[str]]:
+        """Write ``indexes/...cdxj`` for each ``warc/...warc.gz`` lacking one.
+        Returns (indexes written, ["KEY: reason" for WARCs that could not be indexed])."""
+        have = set(self.backend.list("indexes/"))
+        written, failed = 0, []
+        for key in list(self.backend.list("warc/")):
+            if not key.endswith(".warc.gz"):
+                continue
+            try:
+                index_key = layout.index_key(key)
+            except layout.UnsafeKeyError:
+                continue
+            if index_key in have:
+                continue
+            with tempfile.TemporaryDirectory(prefix="newsarchive-reindex-") as tmp:
+                local = Path(tmp) / "warc.gz"
+                with self.backend.open_stream(key) as src, open(local, "wb") as out:
+                    shutil.copyfileobj(src, out, 1024 * 1024)
+                try:
+                    lines = cdxj.index_warc(local, key)
+                except Exception as exc:  # a damaged WARC must not stop the others
+                    failed.append(f"{key}: cannot index: {exc}")
+                    continue
+            self.backend.put_bytes(index_key, "".join(lines).encode("utf-8"))
+            written += 1
+        return written, failed
 
     # -- lookups -------------------------------------------------------------
 

@@ -83,6 +83,7 @@ class SyncReport:
     captures: int = 0
     texts: int = 0
     skipped: list[str] = field(default_factory=list)  # unreadable index keys (with reason)
+    indexes_written: int = 0  # indexes made for WARCs that had none (reindex)
 
 
 def cache_dir() -> Path:

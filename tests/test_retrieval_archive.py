@@ -211,3 +211,25 @@ def test_s3_reads_one_record_with_a_range_request(s3_archive, built, tmp_path, m
     assert url.endswith(page.warc)
     expected = f"bytes={page.offset}-{page.offset + page.length - 1}"
     assert (range_header.decode() if isinstance(range_header, bytes) else range_header) == expected
+
+
+def test_reindex_indexes_warcs_that_have_no_index(location, built):
+    from storage import cdxj, layout
+    from storage.backends import open_backend
+
+    publish(built, location, days=(1, 2))
+    backend = open_backend(location)
+    for key in built.keys[3]:  # day 3 uploaded without its indexes (a run cut short)
+        if not key.endswith(".cdxj"):
+            backend.put_file(key, built.spool / key)
+    archive = open_archive(location)
+    assert archive.list(OTHER) == [] and len(archive.list(STORY)) == 2
+    report = archive.reindex()
+    assert report.indexes_written == 2 and report.skipped == []
+    assert len(archive.list(STORY)) == 3 and archive.list(STORY)[-1]["text"] is True
+    assert archive.list(OTHER)[0]["timestamp"] == "20240503110000"
+    for key in built.keys[3]:
+        if key.endswith(".warc.gz"):
+            stored = backend.get_bytes(layout.index_key(key)).decode()
+            assert stored == "".join(cdxj.index_warc(built.spool / key, key))
+    assert archive.reindex().indexes_written == 0  # nothing left to index
