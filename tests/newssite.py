@@ -509,10 +509,10 @@ def _build_generated(server: SiteServer, offsite: SiteServer, n_articles: int, p
     sources = sorted(evaldata.items(), key=lambda kv: kv[1]["file"])
     start = datetime(2021, 1, 1, tzinfo=timezone.utc)
     articles, pages = [], {}
+    charsets = {v["file"]: true_charset(page_file_bytes(v["file"])) for _, v in sources}  # once per file, not per copy
     for i in range(n_articles):
         original_url, v = sources[i % len(sources)]
-        body = page_file_bytes(v["file"])
-        charset = true_charset(body)
+        charset = charsets[v["file"]]
         day = (start + timedelta(hours=6 * i)).date()
         slug = re.sub(r"[^a-z0-9]+", "-", Path(v["file"]).stem.lower()).strip("-")[:50] or "story"
         path = f"/news/{day:%Y/%m/%d}/{i:06d}-{slug}.html"
