@@ -256,6 +256,9 @@ def print_summary(summaries: Iterable[Any], console: Console | None = None, max_
         files = _written(s.get("files") or []) if isinstance(s.get("files"), (list, tuple)) else []
         if files:
             console.print(Text(f"files written ({name}):", style="bold"))
+            order = {"warc": 0, "indexes": 1, "articles": 2, "runs": 3}
+            files = sorted(files, key=lambda k: (order.get(k.rsplit("/archive/", 1)[-1].split("/", 1)[0], 9)
+                                                 if "/" in k else 9, k))
             for key in list(files)[:max_files]:
                 console.print(Text(f"  {key}"), soft_wrap=True)
             if len(files) > max_files:
