@@ -191,6 +191,8 @@ class LocalBackend(Backend):
                     # and the final name only ever appears with complete content.
                     os.link(tmp, path)
                 except FileExistsError:
+                    if path.is_symlink() or not path.is_file():
+                        raise StorageError(f"cannot write {key} to {self.location}: the key is taken by a folder or link") from None
                     return self._same_or_conflict(key, self._stat_path(key, path), size, sha)
                 except OSError as e:
                     if e.errno not in (errno.EPERM, errno.ENOTSUP, errno.EOPNOTSUPP, errno.EXDEV, errno.EMLINK):

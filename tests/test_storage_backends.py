@@ -177,6 +177,18 @@ def test_local_files_are_complete_and_only_archive_keys_are_listed(tmp_path):
         backend.get_bytes("catalog.sqlite")
 
 
+def test_local_key_taken_by_a_folder_or_failed_source_writes_nothing(tmp_path):
+    root = tmp_path / "archive"
+    backend = LocalBackend(root)
+    (root / TEXT).mkdir(parents=True)
+    with pytest.raises(StorageError, match="taken by a folder or link"):
+        backend.put_bytes(TEXT, b"x")
+    with pytest.raises(StorageError, match="cannot read"):
+        backend.put_file(WARC, tmp_path / "does-not-exist")
+    assert [p.name for p in (root / TEXT).parent.iterdir()] == [TEXT.rsplit("/", 1)[1]]  # no temp file left
+    assert backend.stat(WARC) is None
+
+
 def test_local_archive_location_that_is_a_file(tmp_path):
     (tmp_path / "file").write_text("x")
     with pytest.raises(StorageError, match="not a folder"):
