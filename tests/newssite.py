@@ -509,18 +509,22 @@ def _build_generated(server: SiteServer, offsite: SiteServer, n_articles: int, p
     sources = sorted(evaldata.items(), key=lambda kv: kv[1]["file"])
     start = datetime(2021, 1, 1, tzinfo=timezone.utc)
     articles, pages = [], {}
-    charsets = {v["file"]: true_charset(page_file_bytes(v["file"])) for _, v in sources}  # once per file, not per copy
-    for i in range(n_articles):
-        original_url, v = sources[i % len(sources)]
-        charset = charsets[v["file"]]
-        day = (start + timedelta(hours=6 * i)).date()
+    # everything that depends only on the source page is computed once per file, not per copy
+    per_file = []
+    for original_url, v in sources:
         slug = re.sub(r"[^a-z0-9]+", "-", Path(v["file"]).stem.lower()).strip("-")[:50] or "story"
-        path = f"/news/{day:%Y/%m/%d}/{i:06d}-{slug}.html"
-        pages[path] = (v["file"], charset)
-        articles.append({"path": path, "url": base + path, "original_url": original_url, "file": v["file"],
-                         "charset": charset, "declared": "header", "content_type": f"text/html; charset={charset}",
-                         "with": list(v.get("with", [])), "without": list(v.get("without", [])), "baseline_misses": [],
-                         "found_in": ["news_sitemap", "links"], **_meta_fields(v), "date": day.isoformat()})
+        charset = true_charset(page_file_bytes(v["file"]))
+        per_file.append((slug, charset, {
+            "original_url": original_url, "file": v["file"], "charset": charset, "declared": "header",
+            "content_type": f"text/html; charset={charset}", "with": list(v.get("with", [])),
+            "without": list(v.get("without", [])), "baseline_misses": [], "found_in": ["news_sitemap", "links"],
+            **_meta_fields(v)}))
+    for i in range(n_articles):
+        slug, charset, common = per_file[i % len(per_file)]
+        day = (start + timedelta(hours=6 * i)).date().isoformat()
+        path = f"/news/{day[:4]}/{day[5:7]}/{day[8:]}/{i:06d}-{slug}.html"
+        pages[path] = (common["file"], charset)
+        articles.append({"path": path, "url": base + path, **common, "date": day})
 
     fixed: dict[str, Route] = {}
     sitemap_urls = []
