@@ -337,8 +337,8 @@ def _paragraphs(raw_text: str, title: str | None) -> list[str]:
         line = _normalise_space(raw)
         if line and not _is_boilerplate(line):
             paragraphs.append(line)
-    if paragraphs and title and _comparable(paragraphs[0]) == _comparable(title):
-        paragraphs.pop(0)  # the headline repeated as the first block
+    while paragraphs and title and _comparable(paragraphs[0]) == _comparable(title):
+        paragraphs.pop(0)  # the headline (h1, or repeated by a teaser) is already the title line
     return paragraphs
 
 
@@ -351,9 +351,14 @@ def _byline(author: str | None, date: str | None) -> str:
     return " · ".join(parts)
 
 
+_CJK = "\u3040-\u30ff\u3400-\u9fff\uac00-\ud7af"
+_WORDS = re.compile(f"[{_CJK}]|[^\\s{_CJK}]*\\w[^\\s{_CJK}]*")
+
+
 def _word_count(text: str) -> int:
-    # Scripts written without spaces count one word per character.
-    return len(re.findall(r"[\u3040-\u30ff\u3400-\u9fff\uac00-\ud7af]|[^\W\u3040-\u30ff\u3400-\u9fff\uac00-\ud7af]+", text))
+    # Words as `wc -w` sees them (Russia's, live-broadcast: one each), except
+    # scripts written without spaces, which count one word per character.
+    return len(_WORDS.findall(text))
 
 
 def _one_line(text: str, limit: int = 200) -> str:
@@ -427,7 +432,9 @@ def extract_article(
     author = _normalise_space((doc.author or "").replace(";", ",")) or None
     published = facts["date_published"] or (hints.get("date") or None)
     date = None
-    for candidate in (facts["date_published"], doc.date, hints.get("date")):
+    # Declared dates (page, then news sitemap/feed) before trafilatura's
+    # heuristic one, which can fall back to a footer's copyright year.
+    for candidate in (facts["date_published"], hints.get("date"), doc.date):
         m = _ISO_DATE.match(candidate or "")
         if m:
             date = m.group(1)

@@ -23,6 +23,7 @@ class EvalPage:
     declared: str | None  # the charset the page's own <meta> declares
     with_: list[str]
     without: list[str]
+    date: str | None = None  # the publication date the evaluation set expects
 
     @property
     def utf8(self) -> bool:
@@ -40,7 +41,7 @@ def _load_eval_pages() -> list[EvalPage]:
         body = (EVAL_DIR / "html" / entry["file"]).read_bytes()
         m = _META_CHARSET.search(body[:16384])
         pages.append(EvalPage(url, entry["file"], body, m.group(1).decode() if m else None,
-                              entry.get("with", []), entry.get("without", [])))
+                              entry.get("with", []), entry.get("without", []), entry.get("date") or None))
     return pages
 
 
