@@ -1,0 +1,153 @@
+"""Re-derive clean text from archived WARCs, without fetching anything.
+
+Response records stream out of the WARC (warcio removes chunking and
+content-encoding), HTML 2xx ones go to a process pool in small chunks with a
+bounded number in flight, so memory stays flat however big the WARC is.
+Results come back in WARC order.
+"""
+
+from __future__ import annotations
+
+import multiprocessing
+import os
+from collections import deque
+from concurrent.futures import Executor, Future, ProcessPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Iterable, Iterator
+
+from warcio.archiveiterator import ArchiveIterator
+
+from spiders.extraction import Article, ExtractionError, extract_article
+
+__all__ = ["ReextractResult", "reextract_warc"]
+
+_HTML_TYPES = ("text/html", "application/xhtml+xml")
+
+
+@dataclass
+class ReextractResult:
+    url: str
+    record_id: str  # WARC-Record-ID of the response record
+    date: str  # WARC-Date of the response
+    offset: int  # of the record in the WARC file
+    length: int  # of the record (its gzip member) in the WARC file
+    article: Article | None = None
+    error: str | None = None  # one line, when there is no article
+
+    @property
+    def ok(self) -> bool:
+        return self.article is not None
+
+
+@dataclass
+class _Job:
+    # What a worker needs for one record: small, picklable.
+    url: str
+    record_id: str
+    date: str
+    offset: int
+    length: int
+    body: bytes
+    content_type: str | None
+    capture: dict
+
+
+def _html_responses(path: Path, warc_key: str, urls: set[str] | None) -> Iterator[_Job]:
+    with open(path, "rb") as stream:
+        records = ArchiveIterator(stream)
+        for record in records:
+            if record.rec_type != "response" or record.http_headers is None:
+                continue
+            url = record.rec_headers.get_header("WARC-Target-URI") or ""
+            if urls is not None and url not in urls:
+                continue
+            status = record.http_headers.get_statuscode() or ""
+            content_type = record.http_headers.get_header("Content-Type")
+            mime = (content_type or "").split(";")[0].strip().lower()
+            if not status.startswith("2") or (mime and mime not in _HTML_TYPES):
+                continue
+            body = record.content_stream().read()  # de-chunked, content-encoding removed
+            offset, length = records.get_record_offset(), records.get_record_length()
+            record_id = record.rec_headers.get_header("WARC-Record-ID") or ""
+            yield _Job(
+                url=url, record_id=record_id, date=record.rec_headers.get_header("WARC-Date") or "",
+                offset=offset, length=length, body=body, content_type=content_type,
+                capture={"warc": warc_key, "offset": offset, "length": length, "record_id": record_id},
+            )
+
+
+def _extract_one(job: _Job) -> ReextractResult:
+    result = ReextractResult(url=job.url, record_id=job.record_id, date=job.date, offset=job.offset, length=job.length)
+    try:
+        result.article = extract_article(
+            job.body, url=job.url, content_type=job.content_type, fetched_at=job.date, capture=job.capture
+        )
+    except ExtractionError as exc:
+        result.error = str(exc)
+    except Exception as exc:  # never let one page stop a whole WARC
+        result.error = f"extraction failed ({type(exc).__name__}): {job.url}"
+    return result
+
+
+def _extract_chunk(jobs: list[_Job]) -> list[ReextractResult]:
+    # One task per chunk: fewer round trips to the pool than one per page.
+    return [_extract_one(job) for job in jobs]
+
+
+def _chunks(jobs: Iterable[_Job], size: int) -> Iterator[list[_Job]]:
+    chunk: list[_Job] = []
+    for job in jobs:
+        chunk.append(job)
+        if len(chunk) >= size:
+            yield chunk
+            chunk = []
+    if chunk:
+        yield chunk
+
+
+def _pool(workers: int) -> Executor:
+    # forkserver: workers never inherit the caller's threads (Prefect, Twisted).
+    method = "forkserver" if "forkserver" in multiprocessing.get_all_start_methods() else None
+    return ProcessPoolExecutor(max_workers=workers, mp_context=multiprocessing.get_context(method))
+
+
+def reextract_warc(
+    path: str | os.PathLike,
+    *,
+    workers: int | None = None,
+    urls: Iterable[str] | None = None,
+    warc_key: str | None = None,
+    chunksize: int = 4,
+    max_in_flight: int | None = None,
+) -> Iterator[ReextractResult]:
+    """Extract every HTML 2xx response in the WARC at `path`, in WARC order.
+
+    `workers`: processes (default all cores; 1 runs in this process).
+    `urls`: only these target URIs. `warc_key`: what `capture["warc"]` says
+    (default the file name). At most `max_in_flight` chunks of `chunksize`
+    pages are pending at once (default 2 per worker), so memory stays flat.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"no such WARC: {path}")
+    workers = workers or os.cpu_count() or 1
+    url_set = set(urls) if urls is not None else None
+    jobs = _html_responses(path, warc_key or path.name, url_set)
+    if workers == 1:
+        for job in jobs:
+            yield _extract_one(job)
+        return
+    limit = max_in_flight or 2 * workers
+    pending: deque[Future] = deque()
+    pool = _pool(workers)
+    try:
+        for chunk in _chunks(jobs, chunksize):
+            pending.append(pool.submit(_extract_chunk, chunk))
+            if len(pending) >= limit:
+                yield from pending.popleft().result()
+        while pending:
+            yield from pending.popleft().result()
+    finally:
+        # A consumer that stops early should not wait for the rest.
+        pool.shutdown(wait=True, cancel_futures=True)
