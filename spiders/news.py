@@ -219,7 +219,8 @@ class NewsSpider(scrapy.Spider):
         request = failure.request
         if failure.check(IgnoreRequest) and not failure.check(HttpError):
             # Dropped by a downloader middleware (robots.txt forbids it): not fetched, not counted.
-            self.pages -= 1 if not request.meta.get("newsarchive_robots") else 0
+            if not request.meta.get("newsarchive_robots"):
+                self.pages -= 1
             self.crawler.stats.inc_value("newsarchive/dropped/ignored")
             return
         if failure.check(HttpError):  # only when HTTPERROR_ALLOW_ALL is off

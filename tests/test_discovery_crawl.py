@@ -63,12 +63,13 @@ def news_site(off: SiteServer):
 </feed>""".encode(), headers=[("Content-Type", "application/atom+xml")]),
             "/": page("Home", "/section/world", "/section/sport", "/2024/05/04/home-story",
                       "/video/live", "/private/staff", f"{offsite}/offsite-page", "/go-away",
-                      "/about#team", "/about", "/2024/05/06/gone"),
+                      "/about#team", "/about", "/2024/05/06/gone", "/old-video"),
             "/section/world": page("World", "/2024/05/05/world-story", "/section/world/page2", "/"),
             "/section/world/page2": page("World 2", "/section/world/page3"),
             "/section/world/page3": page("World 3"),
             "/section/sport": page("Sport", "/2024/05/04/home-story"),
             "/about": page("About us"),
+            "/old-video": Route(b"", status=301, headers=[("Location", "/video/moved")]),
             "/go-away": Route(b"", status=302, headers=[("Location", f"{offsite}/redirected")]),
             "/2024/05/01/sitemap-story": page("Sitemap story"),
             "/2024/05/02/rss-story": page("RSS story"),
@@ -115,8 +116,9 @@ def test_robots_sitemap_line_leads_through_the_index_to_the_news_sitemap(crawled
     assert here + "/2024/05/01/sitemap-story" in result.urls
 
 
-def test_denied_urls_are_never_fetched(crawled):
+def test_denied_urls_are_never_fetched_not_even_through_a_redirect(crawled):
     _, _, fetched, _ = crawled
+    assert "/old-video" in fetched  # redirects to /video/moved
     assert not [p for p in fetched if p.startswith("/video/")]
 
 
@@ -176,3 +178,14 @@ def test_http_errors_are_counted_not_extracted(crawled):
     assert here + "/2024/05/06/gone" not in result.urls
     assert result.errors() == {"http-4xx": 1}
     assert result.error_samples == [{"url": here + "/2024/05/06/gone", "kind": "http-4xx", "message": "HTTP 404"}]
+
+
+def test_without_robots_obey_the_spider_still_reads_sitemap_lines(crawl):
+    """With ROBOTSTXT_OBEY off nothing else fetches robots.txt: the spider does, once."""
+    with SiteServer(lambda p, s: page("Off")) as off, SiteServer(news_site(off)) as site:
+        here = site.url("/").rstrip("/")
+        result = crawl(Source(name="no-robots", feeds=(here + "/atom.xml",), delay=0.0), {"ROBOTSTXT_OBEY": False})
+        fetched = site.fetched_paths()
+    assert fetched.count("/robots.txt") == 1
+    assert here + "/2024/05/01/sitemap-story" in result.urls  # via robots.txt -> index -> news sitemap
+    assert "/private/secret-story" in fetched  # not obeying is the user's explicit choice
