@@ -113,7 +113,10 @@ class NewsSpider(scrapy.Spider):
 
     def _request(self, url: str, callback, *, hops: int, article: bool = False, hints: dict | None = None) -> Request:
         # Fragments never reach the server; dropping them keeps one capture per page.
-        return Request(urldefrag(url).url, callback=callback, errback=self.on_error,
+        # Feeds and sitemaps first, then articles, then listings: what max_pages
+        # cuts off should be the least newsworthy.
+        priority = 20 if callback == self.parse_index else 10 if article else 0
+        return Request(urldefrag(url).url, callback=callback, errback=self.on_error, priority=priority,
                        meta={"hops": hops, "article": article, "hints": hints or {}})
 
     def _robots_parsed(self, robotparser, request: Request) -> None:
