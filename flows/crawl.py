@@ -234,7 +234,7 @@ def crawl_all(sources_file: str | None = None, archive: str | None = None, names
     "subflows" (in this process), or "auto" (deployments when this run itself
     comes from a deployment and the source's deployment exists).
     """
-    from prefect.runtime import flow_run
+    from prefect.runtime import deployment
 
     logger = get_run_logger()
     sources_file = str(sources_file or pipeline.default_sources_file())
@@ -242,7 +242,7 @@ def crawl_all(sources_file: str | None = None, archive: str | None = None, names
     chosen = _select_sources(sources_file, names, tags)
     if not chosen:
         return Completed(message="no sources selected")
-    from_deployment = bool(flow_run.deployment_id)
+    from_deployment = bool(deployment.id)
 
     plan = []
     for name in chosen:
@@ -267,6 +267,7 @@ def crawl_all(sources_file: str | None = None, archive: str | None = None, names
     for r in results:
         logger.info("%s: %s %s", r["source"], r["state"], r["message"])
     if failed:
-        detail = "; ".join(f"{r['source']}: {r['message'] or r['state']}" for r in failed)
+        detail = "; ".join(r["message"] if r["message"].startswith(f"{r['source']}:")
+                           else f"{r['source']}: {r['message'] or r['state']}" for r in failed)
         return Failed(message=f"{len(failed)} of {len(results)} source(s) failed: {detail}", data=results)
     return results

@@ -134,3 +134,22 @@ def prefect_server(tmp_path_factory):
         yield server
     finally:
         server.stop()
+
+
+def read_artifacts(key: str | None = None, flow_run_id=None) -> list[dict]:
+    """Artifacts (newest first) by key and/or flow run, from the current Prefect API.
+
+    Plain REST: the 3.8.8 client sends `null` for filters it was not given,
+    which this server rejects, and an empty filter would exclude artifacts.
+    """
+    import httpx
+    from prefect.settings import PREFECT_API_URL
+
+    body: dict = {"limit": 100, "sort": "CREATED_DESC"}
+    if key:
+        body["artifacts"] = {"key": {"any_": [key]}}
+    if flow_run_id:
+        body["flow_runs"] = {"id": {"any_": [str(flow_run_id)]}}
+    resp = httpx.post(f"{PREFECT_API_URL.value()}/artifacts/filter", json=body, timeout=30)
+    resp.raise_for_status()
+    return resp.json()

@@ -1,0 +1,92 @@
+"""The Prefect flows under prefect_test_harness: crawl-source into a folder archive, crawl-all with a broken site."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+pytestmark = pytest.mark.usefixtures("prefect_harness")
+
+
+def _files(root: Path, pattern: str) -> list[Path]:
+    return sorted(p for p in root.rglob(pattern) if p.is_file())
+
+
+def _flow_runs_by_name() -> dict[str, list]:
+    from prefect.client.orchestration import get_client
+
+    from prefect.client.schemas.sorting import FlowRunSort
+
+    with get_client(sync_client=True) as client:
+        runs = client.read_flow_runs(limit=200, sort=FlowRunSort.ID_DESC)
+    out: dict[str, list] = {}
+    for run in runs:
+        out.setdefault(run.name, []).append(run)
+    return out
+
+
+def _artifacts(key: str) -> list:
+    from fixtures_prefect import read_artifacts
+
+    return read_artifacts(key=key)
+
+
+def test_crawl_source_archives_captures_text_and_publishes_artifacts(news_site, news_sources_file, tmp_path, spool_dir):
+    from flows.crawl import crawl_source
+
+    archive = tmp_path / "archive"
+    state = crawl_source(source="testnews", sources_file=str(news_sources_file), archive=str(archive),
+                         max_pages=25, return_state=True)
+    assert state.is_completed(), state.message
+    summary = state.result()
+    assert summary["pages"] > 0 and summary["articles"] > 0
+
+    assert _files(archive / "warc" / "testnews", "*.warc.gz")
+    assert _files(archive / "indexes" / "testnews", "*.cdxj")
+    texts = _files(archive / "articles" / "testnews", "*.txt")
+    assert len(texts) == summary["articles"]
+    assert texts[0].read_text(encoding="utf-8").strip()
+
+    markdown = _artifacts("crawl-testnews")
+    assert markdown and "# Crawl of `testnews`" in markdown[0]["data"]
+    files = _artifacts("crawl-testnews-files")
+    assert files
+    table = files[0]["data"]
+    assert "warc/testnews/" in table and str(archive.resolve()) in table
+    counts = _artifacts("crawl-testnews-counts")
+    assert counts and f'"pages": {summary["pages"]}' in counts[0]["data"].replace("'", '"')
+
+    # the source's one-slot concurrency limit exists and is free again
+    from prefect.client.orchestration import get_client
+
+    with get_client(sync_client=True) as client:
+        limit = client.read_global_concurrency_limit_by_name("crawl-source-testnews")
+    assert limit.limit == 1 and limit.active_slots == 0
+
+
+def test_crawl_all_one_broken_site_fails_alone(news_site, tmp_path, spool_dir, closed_port_url):
+    from flows.crawl import crawl_all
+
+    sources = tmp_path / "sources.toml"
+    sources.write_text(news_site.sources_toml("goodnews")
+                       + f'\n[[source]]\nname = "broken"\nstart_urls = ["{closed_port_url}"]\n',
+                       encoding="utf-8")
+    archive = tmp_path / "archive"
+    state = crawl_all(sources_file=str(sources), archive=str(archive), max_pages=10, return_state=True)
+
+    assert state.is_failed()
+    assert "1 of 2 source(s) failed" in state.message and "broken" in state.message
+    assert "goodnews" not in state.message.split("failed:", 1)[1]
+
+    runs = _flow_runs_by_name()
+    broken, = runs["crawl-broken"]
+    good, = runs["crawl-goodnews"]
+    assert broken.state.is_failed() and "broken" in broken.state.message
+    assert good.state.is_completed()
+    # the good source was archived in full despite its broken neighbour
+    assert _files(archive / "warc" / "goodnews", "*.warc.gz")
+    assert _files(archive / "articles" / "goodnews", "*.txt")
+    assert not (archive / "warc" / "broken").exists()
+    rows = _artifacts("crawl-all")
+    assert rows and "broken" in rows[0]["data"] and "COMPLETED" in rows[0]["data"]
