@@ -421,7 +421,12 @@ def _select_sources(args) -> tuple[Path, list[str]]:
 
 
 def _prepare_prefect_env() -> None:
+    """Before Prefect is imported (unless the user chose otherwise): no telemetry, and time for a temporary
+    server's first start (it creates its database; Prefect's default 20 s is
+    short on a fresh or busy machine)."""
     os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
+    os.environ.setdefault("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "120")
+    os.environ.setdefault("DO_NOT_TRACK", "1")  # nor the client's usage data
 
 
 def run_crawls(names: Sequence[str], sources_path: Path, archive: str, max_pages: int | None,

@@ -74,7 +74,7 @@ def _errors_text(errors: Any) -> str:
     if isinstance(errors, Mapping):
         if not errors:
             return "0"
-        return ", ".join(f"{kind} {count}" for kind, count in sorted(errors.items()))
+        return "\n".join(f"{kind} {count}" for kind, count in sorted(errors.items()))
     if isinstance(errors, (list, tuple)):
         return str(len(errors))
     return str(errors or 0)
@@ -151,9 +151,7 @@ class CrawlProgress:
                 line = f"error    {event.get('kind') or ''}  {url}  {event.get('message') or ''}".rstrip()
             else:
                 return
-        if self._live is not None:
-            self._live.update(self._render())
-        elif not self.live:
+        if self._live is None and not self.live:
             prefix = f"[{source}] " if source else ""
             self.console.print(Text(prefix + line), soft_wrap=True)
 
@@ -174,7 +172,7 @@ class CrawlProgress:
         if len(self.sources) > 1:
             for name, c in self.sources.items():
                 rows.append(Text(f"  {name}: {c.pages} pages, {c.articles} articles, {human_bytes(c.bytes)}", style="dim"))
-        current = t.current
+        current = t.current or "starting…"
         width = max(20, self.console.width - 4)
         if len(current) > width:
             current = current[: width - 1] + "…"
@@ -184,8 +182,8 @@ class CrawlProgress:
     def __enter__(self) -> "CrawlProgress":
         self._started = time.monotonic()
         if self.live:
-            self._live = Live(self._render(), console=self.console, refresh_per_second=8, transient=True,
-                              redirect_stdout=False, redirect_stderr=True)
+            self._live = Live(console=self.console, refresh_per_second=8, transient=True,
+                              redirect_stdout=False, redirect_stderr=True, get_renderable=self._render)
             self._live.__enter__()
         return self
 
@@ -203,7 +201,7 @@ def _written(files: Iterable[Any]) -> list[str]:
     for f in files:
         if isinstance(f, Mapping):
             if f.get("this_run", True):
-                keys.append(str(f.get("archive_key") or f.get("key")))
+                keys.append(str(f.get("key")))
         else:
             keys.append(str(f))
     return keys
@@ -255,10 +253,10 @@ def print_summary(summaries: Iterable[Any], console: Console | None = None, max_
         name = s.get("source") or ""
         files = _written(s.get("files") or []) if isinstance(s.get("files"), (list, tuple)) else []
         if files:
-            console.print(Text(f"files written ({name}):", style="bold"))
             order = {"warc": 0, "indexes": 1, "articles": 2, "runs": 3}
-            files = sorted(files, key=lambda k: (order.get(k.rsplit("/archive/", 1)[-1].split("/", 1)[0], 9)
-                                                 if "/" in k else 9, k))
+            files = sorted(files, key=lambda k: (order.get(k.split("/", 1)[0], 9), k))
+            where = f" in {s['archive']}" if s.get("archive") else ""
+            console.print(Text(f"files written ({name}){where}:", style="bold"), soft_wrap=True)
             for key in list(files)[:max_files]:
                 console.print(Text(f"  {key}"), soft_wrap=True)
             if len(files) > max_files:
@@ -273,7 +271,3 @@ def print_summary(summaries: Iterable[Any], console: Console | None = None, max_
                 else:
                     console.print(Text(f"  {e}"), soft_wrap=True)
 
-
-def main_console() -> Console:
-    """The console the command line draws on: stderr, so stdout stays data."""
-    return Console(stderr=True, highlight=False, file=sys.stderr)

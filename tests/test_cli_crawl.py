@@ -258,3 +258,44 @@ def test_crawl_through_prefect_lands_in_its_history(news_site, tmp_path):
     listed = run("list", url, "--json", "--archive", archive, cwd=tmp_path, env=env)
     assert listed.returncode == 0, listed.stderr
     assert len(json.loads(listed.stdout)) == 1
+
+
+def test_reextract_rederives_the_text_without_fetching(news_site, crawled, tmp_path):
+    article = news_site.article("hearya.com.metal")
+    fetched_before = len(news_site.server.fetched_paths())
+    out = tmp_path / "texts"
+    result = cli(crawled, "reextract", "--out", out, "--url", article["url"], "--workers", "1")
+    assert result.returncode == 0, result.stderr
+    assert len(news_site.server.fetched_paths()) == fetched_before  # nothing fetched
+    texts = sorted(out.glob("*.txt"))
+    assert len(texts) == 2  # one per capture
+    archived = cli(crawled, "get", article["url"], "--as", "text").stdout
+    again = texts[-1].read_text(encoding="utf-8")
+    assert again.partition("\n\n")[2] == archived.partition("\n\n")[2]  # the same body
+    assert article["url"] in again.partition("\n\n")[0]
+    meta = json.loads(texts[-1].with_suffix(".json").read_text(encoding="utf-8"))
+    assert meta["url"] == article["url"]
+
+
+def test_reextract_of_missing_archive_is_one_line(tmp_path):
+    env = cli_env(tmp_path)
+    result = run("reextract", "--archive", tmp_path / "none", "--out", tmp_path / "out", cwd=tmp_path, env=env)
+    assert_one_line_error(result, "none")
+
+
+def test_demo_crawls_and_prints_an_article(tmp_path):
+    pytest.importorskip("flows.demo_site")
+    env = cli_env(tmp_path)
+    result = run("demo", "--archive", "demo-out", "--no-prefect", cwd=tmp_path, env=env, timeout=600)
+    assert result.returncode == 0, result.stderr
+    assert "Traceback" not in result.stderr
+    assert "try next" in result.stderr
+    url = re.search(r"newsarchive list (\S+) --archive demo-out", result.stderr).group(1)
+    header, _, body = result.stdout.partition("\n\n")
+    assert header.splitlines()[-1] == url and body.strip()
+    # the printed text is what `get --as text` prints, and the suggested commands work
+    again = run("get", url, "--as", "text", "--archive", "demo-out", cwd=tmp_path, env=env)
+    assert again.returncode == 0, again.stderr
+    assert again.stdout == result.stdout
+    listed = run("list", url, "--archive", "demo-out", "--json", cwd=tmp_path, env=env)
+    assert listed.returncode == 0 and len(json.loads(listed.stdout)) == 1
