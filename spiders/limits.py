@@ -1,4 +1,6 @@
-"""Extension: stop reading a response body past NEWSARCHIVE_MAX_BODY_BYTES.
+"""Limits on what a crawl takes: body size (extension) and robots.txt (middleware).
+
+BodySizeLimit: stop reading a response body past NEWSARCHIVE_MAX_BODY_BYTES.
 
 Scrapy's own DOWNLOAD_MAXSIZE fails the download and keeps nothing; an archive
 wants the first part of an oversized body and an honest note that it was cut.
@@ -12,7 +14,9 @@ from __future__ import annotations
 import logging
 
 from scrapy import signals
+from scrapy.downloadermiddlewares.robotstxt import RobotsTxtMiddleware
 from scrapy.exceptions import NotConfigured, StopDownload
+from scrapy.utils.httpobj import urlparse_cached
 
 logger = logging.getLogger(__name__)
 
@@ -50,3 +54,20 @@ class BodySizeLimit:
             logger.info("Body of %s cut at %d bytes (NEWSARCHIVE_MAX_BODY_BYTES=%d)",
                         request.url, received, self.max_bytes)
             raise StopDownload(fail=False)
+
+
+class SharedRobotsTxtMiddleware(RobotsTxtMiddleware):
+    """RobotsTxtMiddleware that gives every waiting request the parsed robots.txt.
+
+    In Scrapy 2.19 requests that arrive while a host's robots.txt is being
+    fetched all await one Deferred; Twisted's asFuture callback returns None,
+    so only the first waiter gets the parser and the others are let through
+    unchecked. Once the fetch is done the parser (or None after an error) is in
+    `_parsers`, so a waiter that got None reads it from there.
+    """
+
+    async def robot_parser(self, request):
+        parser = await super().robot_parser(request)
+        if parser is None:
+            parser = self._parsers.get(urlparse_cached(request).netloc)
+        return parser

@@ -26,6 +26,10 @@ DOWNLOADER_MIDDLEWARES = {
     # HttpCompressionMiddleware (590) decodes it and RedirectMiddleware (600)
     # or RobotsTxtMiddleware (100) consume it.
     "spiders.warccapture.WarcCaptureMiddleware": 950,
+    # Scrapy 2.19's robots.txt middleware lets concurrent first requests through
+    # unchecked (see spiders.limits.SharedRobotsTxtMiddleware); same place, fixed.
+    "scrapy.downloadermiddlewares.robotstxt.RobotsTxtMiddleware": None,
+    "spiders.limits.SharedRobotsTxtMiddleware": 100,
 }
 
 EXTENSIONS = {
