@@ -232,7 +232,8 @@ Files are named TIMESTAMP-URLHASH.txt/.json, as in the archive's articles/ folde
              "Write the captures of one source (optionally within a time range) as a WACZ\n"
              "package that ReplayWeb.page and pywb open.",
              """  newsarchive export --wacz --source example -o example.wacz
-  newsarchive export --wacz --source example --from 2024-05-01 --to 2024-06-01 -o may.wacz""")
+  newsarchive export --wacz --source example --from 2024-05 --to 2024-05 -o may.wacz
+A bare date or partial timestamp in --to covers its whole period (2024-05: all of May).""")
     p.add_argument("--wacz", action="store_true", help="WACZ format (the only one, for now)")
     p.add_argument("--source", metavar="NAME", required=True, help="the source to export")
     p.add_argument("--from", dest="start", metavar="T", default=None, help="captures at or after T")
@@ -671,15 +672,19 @@ def cmd_upload(args) -> int:
 def cmd_export(args) -> int:
     if not args.wacz:
         raise CLIError("choose an export format: --wacz", 2)
-    from storage.wacz import export_wacz
     from storage.archive import parse_time
-    start = parse_time(args.start) if args.start else None
-    end = parse_time(args.end) if args.end else None
-    if start and end and start > end:
-        raise CLIError("--from is after --to", 2)
+    for value in (args.start, args.end):
+        if value:
+            parse_time(value)  # a bad time is one line before anything is read
+    from storage.wacz import export_wacz
     archive = _open_archive(_archive_location(args))
-    result = export_wacz(archive, Path(args.output), source=args.source, start=start, end=end)
-    _info(f"wrote {args.output}" + (f" ({_describe(result)})" if result is not None else ""))
+    report = export_wacz(archive, args.source, since=args.start, until=args.end, out_path=Path(args.output))
+    captures = getattr(report, "captures", None)
+    pages = getattr(report, "pages", None)
+    size = getattr(report, "bytes", None)
+    from flows.progress import human_bytes
+    print(f"wrote {getattr(report, 'path', args.output)}: {captures} captures, {pages} pages, "
+          f"{len(getattr(report, 'warcs', []) or [])} WARC files, {human_bytes(size)}")
     return 0
 
 

@@ -299,3 +299,22 @@ def test_demo_crawls_and_prints_an_article(tmp_path):
     assert again.stdout == result.stdout
     listed = run("list", url, "--archive", "demo-out", "--json", cwd=tmp_path, env=env)
     assert listed.returncode == 0 and len(json.loads(listed.stdout)) == 1
+
+
+def test_export_wacz_of_the_crawled_source(crawled, tmp_path):
+    import zipfile
+
+    pytest.importorskip("storage.wacz")
+    out = tmp_path / "testnews.wacz"
+    result = cli(crawled, "export", "--wacz", "--source", "testnews", "-o", out)
+    assert result.returncode == 0, result.stderr
+    with zipfile.ZipFile(out) as z:
+        names = z.namelist()
+        assert "datapackage.json" in names and "indexes/index.cdxj" in names
+        assert any(n.startswith("archive/") and n.endswith(".warc.gz") for n in names)
+    # a range with no captures, and an unknown source, are one-line errors
+    empty = cli(crawled, "export", "--wacz", "--source", "testnews", "--to", "2001-01-01", "-o", tmp_path / "e.wacz")
+    assert_one_line_error(empty, "testnews")
+    assert_one_line_error(cli(crawled, "export", "--wacz", "--source", "nosuch", "-o", tmp_path / "n.wacz"), "nosuch")
+    assert_one_line_error(cli(crawled, "export", "--wacz", "--source", "testnews", "--from", "soon",
+                              "-o", tmp_path / "s.wacz"), "soon")
