@@ -5,10 +5,9 @@
 
 `deploy` writes a prefect.yaml-style file with one `crawl-source/SOURCE`
 deployment per source (its `schedule` as a cron schedule) and a scheduled
-`crawl-all/all`, all on the process work pool (created if missing), then runs
-`prefect --no-prompt deploy --all --prefect-file FILE` from the repository, so
-Prefect's own deploy machinery (pull steps, parameter schema) is what users
-get. The repository's committed prefect.yaml is this output for the example
+`crawl-all/all`, all on the process work pool (created if missing), then
+applies them with the Prefect client (as `prefect deploy --all --prefect-file
+FILE` would; see apply_definitions for why not through that CLI). The repository's committed prefect.yaml is this output for the example
 sources.toml: `python -m flows.deploy --write prefect.yaml` regenerates it.
 
 Every command needs a Prefect API (`PREFECT_API_URL`, e.g. a `prefect server
@@ -174,11 +173,54 @@ def ensure_source_limits(names: list[str]) -> None:
         ensure_source_limit(name)
 
 
+def apply_definitions(definitions: dict[str, Any], *, base_dir: str | os.PathLike | None = None) -> list[str]:
+    """Create or update every deployment of a prefect.yaml-style dict; return their names.
+
+    This is what `prefect deploy --all` does for these definitions (flow,
+    entrypoint, parameters and their schema, cron schedules, concurrency
+    limit, work pool, pull steps), through the Prefect client: the pinned
+    prefect 3.8.8 CLI sends `null` paging fields when it looks for workers
+    after each deployment, which this server rejects, so the CLI stops after
+    the first deployment.
+    """
+    import importlib
+
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.actions import DeploymentScheduleCreate
+    from prefect.client.schemas.schedules import CronSchedule
+    from prefect.utilities.callables import parameter_schema
+
+    base = Path(base_dir or REPO_DIR).resolve()
+    pull = definitions.get("pull") or [
+        {"prefect.deployments.steps.set_working_directory": {"directory": str(base)}}]
+    names = []
+    with get_client(sync_client=True) as client:
+        for dep in definitions["deployments"]:
+            file, func = dep["entrypoint"].split(":")
+            module = importlib.import_module(file.removesuffix(".py").replace("/", "."))
+            flow_obj = getattr(module, func)
+            flow_id = client.create_flow_from_name(flow_obj.name)
+            schedules = [DeploymentScheduleCreate(schedule=CronSchedule(cron=s["cron"], timezone=s.get("timezone", "UTC")),
+                                                  active=True)
+                         for s in dep.get("schedules") or []]
+            client.create_deployment(
+                flow_id=flow_id, name=dep["name"], description=dep.get("description"),
+                parameters=dep.get("parameters") or {}, tags=dep.get("tags") or [],
+                work_pool_name=dep["work_pool"]["name"], entrypoint=dep["entrypoint"], path=str(base),
+                pull_steps=pull, schedules=schedules, concurrency_limit=dep.get("concurrency_limit"),
+                parameter_openapi_schema=parameter_schema(flow_obj).model_dump_for_openapi(),
+                enforce_parameter_schema=True)
+            names.append(f"{flow_obj.name}/{dep['name']}")
+    return names
+
+
 def deploy(sources_file: str | os.PathLike | None = None, pool: str = DEFAULT_POOL, archive: str | None = None,
            *, prefect_file: str | os.PathLike | None = None) -> dict[str, Any]:
     """Create/update the deployments of every source (and crawl-all) on `pool`.
 
-    Returns {"pool", "prefect_file", "deployments": ["crawl-source/NAME", ...]}.
+    Writes the definitions to `prefect_file` (default: a temporary file, kept
+    for inspection), then applies them. Returns {"pool", "prefect_file",
+    "deployments": ["crawl-all/all", "crawl-source/NAME", ...]}.
     """
     from flows import pipeline
     from spiders.sources import load_sources
@@ -194,15 +236,13 @@ def deploy(sources_file: str | os.PathLike | None = None, pool: str = DEFAULT_PO
         target = Path(tmp)
     else:
         target = Path(prefect_file)
-    write_prefect_file(target, sources_file, pool=pool, archive=archive)
-    cmd = _prefect_cmd() + ["--no-prompt", "deploy", "--all", "--prefect-file", str(target)]
-    proc = subprocess.run(cmd, cwd=REPO_DIR, env=_prefect_env(), capture_output=True, text=True)
-    if proc.returncode != 0:
-        lines = [l for l in (proc.stderr + proc.stdout).splitlines() if l.strip()]
-        raise DeployError(f"prefect deploy failed: {lines[-1].strip() if lines else f'exit {proc.returncode}'}"
-                          f" (definitions in {target})")
-    return {"pool": pool, "prefect_file": str(target),
-            "deployments": [f"crawl-all/{CRAWL_ALL_DEPLOYMENT}"] + [f"crawl-source/{n}" for n in names]}
+    definitions = deployment_definitions(sources_file, pool=pool, archive=archive)
+    target.write_text(render_yaml(definitions), encoding="utf-8")
+    try:
+        deployed = apply_definitions(definitions)
+    except Exception as exc:
+        raise DeployError(f"deploying to {_require_api()} failed: {exc}".splitlines()[0]) from exc
+    return {"pool": pool, "prefect_file": str(target), "deployments": deployed}
 
 
 def worker_command(pool: str = DEFAULT_POOL, limit: int | None = None, name: str | None = None) -> list[str]:
