@@ -91,3 +91,34 @@ def test_summarize_lists_files_with_archive_keys(tmp_path):
     assert summary["errors"] == {"timeout": 1} and summary["error_total"] == 1
     s3 = pipeline.summarize(stats, report, archive="s3://bucket/news")
     assert {f["archive_key"] for f in s3["files"]} == {f"s3://bucket/news/{k}" for k in report["uploaded"]}
+
+
+def test_failed_upload_keeps_the_spool_and_says_so(tmp_path):
+    key = "articles/s/2024/01/02/20240102030405-0123456789abcdef.txt"
+    spool = tmp_path / "spool"
+    archive = tmp_path / "archive"
+    (spool / key).parent.mkdir(parents=True)
+    (spool / key).write_text("the text this run extracted\n", encoding="utf-8")
+    (archive / key).parent.mkdir(parents=True)
+    (archive / key).write_text("something else already archived under that key\n", encoding="utf-8")
+
+    with pytest.raises(pipeline.UploadError) as err:
+        pipeline.upload(spool, str(archive))
+    assert "kept in the spool" in str(err.value) and "\n" not in str(err.value)
+    assert (spool / key).read_text(encoding="utf-8") == "the text this run extracted\n"
+    assert (archive / key).read_text(encoding="utf-8").startswith("something else")
+
+
+def test_leftovers_of_an_earlier_run_are_indexed_and_uploaded(news_site, news_sources_file, tmp_path):
+    # an earlier run crawled into the spool but never uploaded (e.g. the machine went down)
+    spool = tmp_path / "spool"
+    stats = pipeline.run_crawl("testnews", sources_file=news_sources_file, spool=spool, max_pages=5)
+    left = [k for k in stats["files"] if k.startswith("warc/")]
+    assert left
+    archive = tmp_path / "archive"
+    indexed = pipeline.index_spool(spool)
+    report = pipeline.upload(spool, str(archive))
+    uploaded = {o.key for o in report.uploaded}
+    assert set(left) <= uploaded and set(indexed) <= uploaded
+    assert all((archive / k).is_file() for k in left)
+    assert pipeline.index_spool(spool) == []  # nothing left to index
