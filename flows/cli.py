@@ -466,8 +466,8 @@ def _crawl_one(name: str, sources_path: Path, archive: str, max_pages: int | Non
 
     try:
         if use_prefect:
+            from flows.crawl import crawl_source  # configures Prefect's logging
             with _quiet_prefect_tracebacks():
-                from flows.crawl import crawl_source
                 result = crawl_source(source=name, sources_file=str(sources_path), archive=archive,
                                       max_pages=max_pages)
         else:
@@ -493,10 +493,12 @@ class _quiet_prefect_tracebacks:
         self._handlers = []
         if debug_enabled():
             return self
-        for name in ("prefect", "prefect.flow_runs", "prefect.task_runs", ""):
+        names = [""] + [n for n in logging.root.manager.loggerDict if n == "prefect" or n.startswith("prefect.")]
+        for name in names:
             for handler in logging.getLogger(name).handlers:
-                handler.addFilter(self._filter)
-                self._handlers.append(handler)
+                if handler not in self._handlers:
+                    handler.addFilter(self._filter)
+                    self._handlers.append(handler)
         return self
 
     def __exit__(self, *exc):

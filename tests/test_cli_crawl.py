@@ -318,3 +318,22 @@ def test_export_wacz_of_the_crawled_source(crawled, tmp_path):
     assert_one_line_error(cli(crawled, "export", "--wacz", "--source", "nosuch", "-o", tmp_path / "n.wacz"), "nosuch")
     assert_one_line_error(cli(crawled, "export", "--wacz", "--source", "testnews", "--from", "soon",
                               "-o", tmp_path / "s.wacz"), "soon")
+
+
+@pytest.mark.prefect_server
+def test_failed_crawl_through_prefect_is_one_error_line_without_traceback(tmp_path):
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    sources = tmp_path / "sources.toml"
+    sources.write_text(f"[[source]]\nname = \"gone\"\nstart_urls = [\"http://127.0.0.1:{port}/\"]\ndelay = 0\n",
+                       encoding="utf-8")
+    env = cli_env(tmp_path)
+    result = run("crawl", "gone", "--sources", sources, "--archive", tmp_path / "archive", cwd=tmp_path, env=env,
+                 timeout=600)
+    assert result.returncode == 1
+    assert "Traceback" not in result.stderr  # Prefect's run log keeps its messages, not its tracebacks
+    errors = [l for l in result.stderr.splitlines() if l.startswith("newsarchive: error:")]
+    assert len(errors) == 1 and "gone" in errors[0]
