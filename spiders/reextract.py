@@ -17,12 +17,17 @@ from pathlib import Path
 from typing import Iterable, Iterator
 
 from warcio.archiveiterator import ArchiveIterator
+from warcio.exceptions import ArchiveLoadFailed
 
 from spiders.extraction import Article, ExtractionError, extract_article
 
-__all__ = ["ReextractResult", "reextract_warc"]
+__all__ = ["ReextractError", "ReextractResult", "reextract_warc"]
 
 _HTML_TYPES = ("text/html", "application/xhtml+xml")
+
+
+class ReextractError(Exception):
+    """The WARC itself cannot be read (one line); page errors are results instead."""
 
 
 @dataclass
@@ -54,6 +59,14 @@ class _Job:
 
 
 def _html_responses(path: Path, warc_key: str, urls: set[str] | None) -> Iterator[_Job]:
+    try:
+        yield from _read_responses(path, warc_key, urls)
+    except (ArchiveLoadFailed, OSError, EOFError, ValueError) as exc:
+        reason = " ".join(str(exc).split())[:160] or type(exc).__name__
+        raise ReextractError(f"not a readable WARC: {path}: {reason}") from None
+
+
+def _read_responses(path: Path, warc_key: str, urls: set[str] | None) -> Iterator[_Job]:
     with open(path, "rb") as stream:
         records = ArchiveIterator(stream)
         for record in records:
@@ -130,7 +143,11 @@ def reextract_warc(
     """
     path = Path(path)
     if not path.is_file():
-        raise FileNotFoundError(f"no such WARC: {path}")
+        raise ReextractError(f"no such WARC: {path}")
+    with open(path, "rb") as f:
+        # warcio skips what it cannot parse with a warning; a wrong file must say so.
+        if not f.read(5).startswith((b"\x1f\x8b", b"WARC/")):
+            raise ReextractError(f"not a readable WARC: {path}: neither gzip nor a WARC record")
     workers = workers or os.cpu_count() or 1
     url_set = set(urls) if urls is not None else None
     jobs = _html_responses(path, warc_key or path.name, url_set)

@@ -11,7 +11,7 @@ from warcio.statusandheaders import StatusAndHeaders
 from warcio.warcwriter import WARCWriter
 
 from spiders.extraction import extract_article
-from spiders.reextract import reextract_warc
+from spiders.reextract import ReextractError, reextract_warc
 
 BASE = "https://news.example.com/2021/03/"
 
@@ -99,5 +99,14 @@ def test_only_the_given_urls(small_warc):
 
 
 def test_missing_warc_is_a_clear_error(tmp_path):
-    with pytest.raises(FileNotFoundError, match="no such WARC"):
+    with pytest.raises(ReextractError, match="no such WARC"):
         next(reextract_warc(tmp_path / "nope.warc.gz"))
+
+
+@pytest.mark.parametrize("workers", [1, 2])
+def test_garbage_file_is_a_one_line_error(tmp_path, workers):
+    path = tmp_path / "garbage.warc.gz"
+    path.write_bytes(b"this is not a WARC file at all\n" * 100)
+    with pytest.raises(ReextractError, match="not a readable WARC") as info:
+        list(reextract_warc(path, workers=workers))
+    assert "\n" not in str(info.value)
