@@ -181,3 +181,19 @@ def test_upload_with_empty_spool_says_so(tmp_path, env):
     result = run("upload", "--archive", archive, cwd=tmp_path, env=env)
     assert result.returncode == 0, result.stderr
     assert "Traceback" not in result.stderr
+
+
+def test_deploy_without_a_prefect_server_is_one_line(news_sources_file, tmp_path, env):
+    result = run("deploy", "--sources", news_sources_file, cwd=tmp_path, env=env, timeout=120)
+    assert_one_line_error(result, "PREFECT_API_URL")
+
+
+def test_serve_on_a_busy_port_is_one_line(tmp_path, env):
+    archive = tmp_path / "archive"
+    archive.mkdir()
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        port = busy.getsockname()[1]
+        result = run("serve", "--archive", archive, "--port", port, cwd=tmp_path, env=env, timeout=60)
+    assert_one_line_error(result, str(port))
