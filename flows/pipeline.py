@@ -388,15 +388,21 @@ def pages_ok(stats: Mapping[str, Any]) -> int:
 
 
 def assess(stats: Mapping[str, Any]) -> str | None:
-    """None when the crawl is acceptable, else a one-line reason it mostly failed."""
+    """None when the crawl is acceptable, else a one-line reason it mostly failed.
+
+    Dead links (4xx) are the site's own and are archived like any page; a run
+    fails when the site could not be fetched: network errors and 5xx answers
+    outnumbering the pages that came back.
+    """
     source = stats.get("source", "crawl")
-    errors = error_total(stats)
+    errors = stats.get("errors") or {}
+    failures = sum(int(n) for kind, n in errors.items() if not kind.startswith("http-4"))
     ok = pages_ok(stats)
-    kinds = ", ".join(f"{k} {v}" for k, v in sorted((stats.get("errors") or {}).items()))
+    kinds = ", ".join(f"{k} {v}" for k, v in sorted(errors.items()))
     if int(stats.get("pages") or 0) == 0 or ok == 0:
         return f"{source}: no page fetched" + (f" ({kinds})" if kinds else "")
-    if errors > ok:
-        return f"{source}: crawl mostly failed: {errors} errors against {ok} pages fetched ({kinds})"
+    if failures > ok:
+        return f"{source}: crawl mostly failed: {failures} failed fetches against {ok} pages fetched ({kinds})"
     return None
 
 

@@ -77,6 +77,11 @@ def test_assess_names_mostly_failed_crawls():
     verdict = pipeline.assess({"source": "s", "pages": 5, "status_counts": {"200": 2, "500": 3},
                                "errors": {"http-500": 3}})
     assert verdict and "mostly failed" in verdict and "http-500 3" in verdict
+    # dead links are the site's own: archived, counted, but no reason to fail the run
+    assert pipeline.assess({"source": "s", "pages": 50, "status_counts": {"200": 5, "404": 45},
+                            "errors": {"http-4xx": 45}}) is None
+    assert "mostly failed" in pipeline.assess({"source": "s", "pages": 50, "status_counts": {"200": 5},
+                                               "errors": {"http-4xx": 40, "timeout": 6}})
 
 
 def test_summarize_lists_files_with_archive_keys(tmp_path):
