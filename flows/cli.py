@@ -258,8 +258,9 @@ A bare date or partial timestamp in --to covers its whole period (2024-05: all o
     p = _sub(subs, "worker", "run a Prefect worker that executes scheduled crawls",
              "Start a process worker for the work pool; it runs the scheduled crawls.",
              """  newsarchive worker
-  newsarchive worker --pool news""")
+  newsarchive worker --pool news --name w1 --limit 1""")
     p.add_argument("--pool", default="newsarchive", help="work pool name (default: newsarchive)")
+    p.add_argument("--name", default=None, help="worker name shown on its runs (default: Prefect picks one)")
     p.add_argument("--limit", type=_positive_int, default=None, metavar="N",
                    help="at most N crawls at once in this worker")
     p.set_defaults(func=cmd_worker)
@@ -776,11 +777,26 @@ def cmd_deploy(args) -> int:
     if archive and not archive.startswith("s3://"):
         archive = str(Path(archive).expanduser().resolve())
     result = deploy(sources_file=str(path), pool=args.pool, archive=archive) or {}
-    names = list(result.get("deployments") or []) if isinstance(result, dict) else []
-    print(f"deployed {len(names)} deployment{'s' if len(names) != 1 else ''} to work pool {args.pool!r}:")
+    names = list(result.get("deployments") or [])
+    schedules = result.get("schedules") or {}
+    where = f" at {result['api_url']}" if result.get("api_url") else ""
+    print(f"work pool {args.pool!r} (process): {'created' if result.get('pool_created') else 'already there'}")
+    print(f"deployed {len(names)} deployment{'s' if len(names) != 1 else ''}{where}:")
+    width = max((len(n) for n in names), default=0)
     for name in names:
-        print(f"  {name}")
-    _info(f"start a worker with: newsarchive worker --pool {args.pool}")
+        when = ", ".join(schedules.get(name) or []) or "no schedule: runs when triggered"
+        print(f"  {name:<{width}}  {when}")
+    limits = result.get("limits") or []
+    if limits:
+        print(f"concurrency limits (one run of a source at a time): {', '.join(limits)}")
+    if result.get("prefect_file"):
+        print(f"definitions written to {result['prefect_file']}")
+    sources = [n for n in names if n.startswith("crawl-source/")]
+    _info("next: start a worker (several, on this or other machines, to crawl sources at once):")
+    _info(f"  newsarchive worker --pool {args.pool}")
+    _info("then wait for the schedules, or trigger a run now:")
+    _info(f"  prefect deployment run '{sources[0] if sources else 'crawl-source/SOURCE'}'")
+    _info("  prefect deployment run 'crawl-all/all'")
     return 0
 
 
@@ -788,7 +804,7 @@ def cmd_worker(args) -> int:
     _prepare_prefect_env()
     from flows.deploy import start_worker
     try:
-        code = start_worker(pool=args.pool, limit=args.limit)
+        code = start_worker(pool=args.pool, limit=args.limit, name=args.name)
     except KeyboardInterrupt:
         _info("worker stopped")
         return 0
@@ -832,7 +848,7 @@ def cmd_demo(args) -> int:
     sys.stdout.flush()
     _write_bytes(render_capture(archive, url, None, "text"))
     _info("")
-    _info("try next:")
+    _info("try next (after `. .venv/bin/activate` in a checkout):")
     _info(f"  newsarchive list {url} --archive {a}")
     _info(f"  newsarchive get {url} --as html --archive {a}")
     _info(f"  newsarchive get {url} --as json --archive {a}")
