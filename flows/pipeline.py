@@ -2,6 +2,8 @@
 
 The data flow (docs/ARCHITECTURE.md):
 
+    recover        make final what a crawl killed earlier left (`.open` files:
+                   whole records and pairs kept, torn tails cut; storage/recovery.py)
     run_crawl      the crawl subprocess (`python -m spiders.crawl`): fetch, and
                    extraction inside it (the spider's item pipeline sends every
                    article to a process pool), into the source's spool folder
@@ -13,6 +15,12 @@ The data flow (docs/ARCHITECTURE.md):
     summarize      pages, articles, bytes, errors by kind, files and archive keys
 
 `run_source` chains them; `flows/crawl.py` wraps each step in a Prefect task.
+
+The spool lock (storage/recovery.py, SPOOL/.lock): run_source holds it for the
+whole run and hands it to the crawl subprocess, which keeps it while it lives;
+run_crawl, index_spool and upload take it too when called alone (the Prefect
+tasks), and index_spool recovers the spool before indexing. A second run of the
+same source on this machine gets SourceBusy, one line naming the holder's pid.
 Nothing here imports Prefect, so the CLI and tests can run a crawl directly.
 
 Progress: the crawl subprocess prints one JSON object per page/article on
@@ -44,7 +52,7 @@ Event = dict[str, Any]
 EventCallback = Callable[[Event], None]
 
 # Exit codes of `python -m spiders.crawl` (docs/ARCHITECTURE.md).
-EXIT_OK, EXIT_BAD_INPUT, EXIT_UNREACHABLE = 0, 2, 3
+EXIT_OK, EXIT_BAD_INPUT, EXIT_UNREACHABLE, EXIT_BUSY = 0, 2, 3, 4
 
 
 class CrawlError(Exception):
@@ -56,6 +64,10 @@ class CrawlError(Exception):
         self.source = source
         self.exit_code = exit_code
         self.stats = stats
+
+
+class SourceBusy(CrawlError):
+    """Another process is crawling this source into the same spool (it holds the spool lock)."""
 
 
 class UploadError(Exception):
@@ -123,12 +135,39 @@ def source_spool(archive: str, source: str) -> Path:
 # --------------------------------------------------------------------------- crawl
 
 def _crawl_command(source: str, sources_file: str | os.PathLike, spool: str | os.PathLike,
-                   stats_out: str, max_pages: int | None) -> list[str]:
+                   stats_out: str, max_pages: int | None, lock_fd: int | None = None) -> list[str]:
     cmd = [sys.executable, "-m", "spiders.crawl", "--source", source, "--sources", str(sources_file),
            "--spool", str(spool), "--stats-out", stats_out, "--progress"]
+    if lock_fd is not None:
+        cmd += ["--lock-fd", str(lock_fd)]
     if max_pages is not None:
         cmd += ["--max-pages", str(int(max_pages))]
     return cmd
+
+
+def lock_spool(spool: str | os.PathLike, source: str | None = None):
+    """Take the spool lock (re-entrant in this thread); SourceBusy if another process holds it.
+
+    Use as a context manager; `.fd` can be handed to a crawl subprocess.
+    """
+    from storage.recovery import SpoolBusy, SpoolLock
+
+    lock = SpoolLock(spool, source)
+    try:
+        return lock.acquire()
+    except SpoolBusy as exc:
+        raise SourceBusy(str(exc), source=exc.source, exit_code=4) from None
+
+
+def recover(spool: str | os.PathLike, source: str | None = None):
+    """Make final the `.open` files a dead crawl left (storage.recovery.recover_spool).
+
+    Returns the RecoveryReport; raises SourceBusy while a live crawl holds the spool.
+    """
+    from storage.recovery import recover_spool
+
+    with lock_spool(spool, source):
+        return recover_spool(spool, source=source)
 
 
 def _project_root() -> Path:
@@ -137,7 +176,8 @@ def _project_root() -> Path:
 
 def run_crawl(source_name: str, *, sources_file: str | os.PathLike, spool: str | os.PathLike,
               max_pages: int | None = None, on_event: EventCallback | None = None,
-              on_log: Callable[[str], None] | None = None, timeout: float | None = None) -> dict:
+              on_log: Callable[[str], None] | None = None, timeout: float | None = None,
+              lock: Any = None) -> dict:
     """Crawl one source into `spool` in a subprocess; return its stats dict.
 
     Fetching and extraction both happen inside the subprocess (Scrapy's
@@ -145,7 +185,9 @@ def run_crawl(source_name: str, *, sources_file: str | os.PathLike, spool: str |
     `--progress` line is parsed and passed to `on_event` and the event sink,
     tagged with `"source"`; stderr lines (the crawl's log) go to `on_log`.
     Raises CrawlError with the subprocess's one-line message for bad input
-    (exit 2) or an unreachable site (exit 3), and for any other failure.
+    (exit 2) or an unreachable site (exit 3), and for any other failure;
+    SourceBusy when another process holds the spool lock. The subprocess gets
+    the spool lock's descriptor (`lock`, or one taken here) and shares it.
     """
     layout.safe_source(source_name)
     spool = Path(spool)
@@ -156,7 +198,14 @@ def run_crawl(source_name: str, *, sources_file: str | os.PathLike, spool: str |
     env = dict(os.environ)
     root = str(_project_root())
     env["PYTHONPATH"] = root + (os.pathsep + env["PYTHONPATH"] if env.get("PYTHONPATH") else "")
-    cmd = _crawl_command(source_name, sources_file, spool, stats_out, max_pages)
+    own_lock = None
+    if lock is None:
+        try:
+            lock = own_lock = lock_spool(spool, source_name)
+        except BaseException:
+            Path(stats_out).unlink(missing_ok=True)
+            raise
+    cmd = _crawl_command(source_name, sources_file, spool, stats_out, max_pages, lock.fd)
     log.debug("running %s", " ".join(cmd))
     tail: deque[str] = deque(maxlen=40)
 
@@ -174,7 +223,8 @@ def run_crawl(source_name: str, *, sources_file: str | os.PathLike, spool: str |
 
     try:
         proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                                encoding="utf-8", errors="replace", env=env, cwd=root, bufsize=1)
+                                encoding="utf-8", errors="replace", env=env, cwd=root, bufsize=1,
+                                pass_fds=(lock.fd,))
         err_thread = threading.Thread(target=read_stderr, args=(proc.stderr,), daemon=True)
         err_thread.start()
         timer = None
@@ -212,6 +262,8 @@ def run_crawl(source_name: str, *, sources_file: str | os.PathLike, spool: str |
         stats = _read_stats(stats_out)
     finally:
         Path(stats_out).unlink(missing_ok=True)
+        if own_lock is not None:
+            own_lock.release()
 
     if code == EXIT_OK and stats is not None:
         stats.setdefault("source", source_name)
@@ -219,6 +271,9 @@ def run_crawl(source_name: str, *, sources_file: str | os.PathLike, spool: str |
     last = next((l.strip() for l in reversed(tail) if l.strip()), "")
     if last.lower().startswith("error: "):
         last = last[len("error: "):]
+    if code == EXIT_BUSY:
+        raise SourceBusy(last or f"source {source_name} is being crawled by another process",
+                         source=source_name, exit_code=code)
     if code in (EXIT_BAD_INPUT, EXIT_UNREACHABLE):
         message = last or ("bad input" if code == EXIT_BAD_INPUT else "nothing could be fetched")
     elif code == EXIT_OK:
@@ -251,13 +306,20 @@ def _finished_files(spool: Path, top: str) -> Iterable[tuple[Path, str]]:
 def index_spool(spool: str | os.PathLike) -> list[str]:
     """Write a CDXJ index for each finished WARC in the spool that has none yet.
 
-    Returns the index keys written. WARCs still open (`.open`) are skipped; a
-    WARC that cannot be indexed is logged and left for the next run (it is
-    still uploaded, and `newsarchive reindex` can index it later).
+    First, under the spool lock (SourceBusy while a crawl is writing), the
+    `.open` files of a crawl that died are recovered (see `recover`; logged).
+    Returns the index keys written. A WARC that cannot be indexed is logged
+    and left for the next run (it is still uploaded, and `newsarchive reindex`
+    can index it later).
     """
+    with lock_spool(spool):
+        recover(spool)
+        return _index_finished(Path(spool))
+
+
+def _index_finished(spool: Path) -> list[str]:
     from storage.cdxj import write_index
 
-    spool = Path(spool)
     written: list[str] = []
     for path, key in _finished_files(spool, "warc"):
         if not key.endswith(".warc.gz"):
@@ -321,7 +383,8 @@ def upload(spool: str | os.PathLike, archive: str):
     from storage.backends import open_backend
     from storage.spool import upload_spool
 
-    report = upload_spool(Path(spool), open_backend(archive))
+    with lock_spool(spool):  # never while a crawl writes into it
+        report = upload_spool(Path(spool), open_backend(archive))
     failed = _report_failures(report)
     if failed:
         first = failed[0]
@@ -407,7 +470,7 @@ def assess(stats: Mapping[str, Any]) -> str | None:
 
 
 def summarize(stats: Mapping[str, Any] | None, report: Any = None, *, archive: str | None = None,
-              failure: str | None = None) -> dict:
+              failure: str | None = None, recovered: Any = None) -> dict:
     """A run summary: counts, errors by kind, every file with its archive key, and markdown."""
     stats = dict(stats or {})
     uploaded = set(_report_uploaded(report)) if report is not None else set()
@@ -432,9 +495,21 @@ def summarize(stats: Mapping[str, Any] | None, report: Any = None, *, archive: s
         "archive": archive,
         "failed": _report_failures(report) if report is not None else [],
         "verdict": failure if failure is not None else (assess(stats) if stats else None),
+        # WARCs salvaged from crawls that were killed (this run's or an earlier one's)
+        "recovered": _recovered_keys(recovered if recovered is not None else stats.get("recovered")),
     }
     summary["markdown"] = summary_markdown(summary)
     return summary
+
+
+def _recovered_keys(recovered: Any) -> list[str]:
+    if not recovered:
+        return []
+    if hasattr(recovered, "keys") and not isinstance(recovered, Mapping):
+        return list(recovered.keys)  # a RecoveryReport
+    if isinstance(recovered, Mapping):
+        recovered = recovered.get("salvaged") or []
+    return [r["key"] if isinstance(r, Mapping) else str(r) for r in recovered]
 
 
 def summary_table(summary: Mapping[str, Any]) -> list[dict]:
@@ -477,6 +552,9 @@ def summary_markdown(summary: Mapping[str, Any]) -> str:
     lines += [f"## Files ({len(files)})", "", "| file | kind | archive key |", "|---|---|---|"]
     for f in files:
         lines.append(f"| `{f['key']}` | {_kind(f['key'])} | {f['archive_key'] or '(not archived)'} |")
+    if summary.get("recovered"):
+        lines += ["", f"## Recovered from a killed crawl ({len(summary['recovered'])})", ""]
+        lines += [f"- `{k}`" for k in summary["recovered"]]
     if summary.get("failed"):
         lines += ["", "## Upload failures", ""] + [f"- {m}" for m in summary["failed"]]
     return "\n".join(lines) + "\n"
@@ -490,28 +568,39 @@ def run_source(source_name: str, *, sources_file: str | os.PathLike | None = Non
     """The whole data flow of one crawl, without Prefect; returns the summary.
 
     Files already in the spool (an earlier run that could not upload) are
-    indexed and uploaded too. Raises CrawlError (crawl could not run; leftovers
-    are still uploaded first), UploadError (files stay in the spool) or
-    CrawlFailed (the crawl mostly failed; what it fetched is archived).
+    indexed and uploaded too; `.open` files of a crawl that was killed (an
+    earlier one, or this run's own) are recovered first and listed in the
+    summary and manifest stats as "recovered". The spool lock is held
+    throughout (shared with the crawl subprocess). Raises SourceBusy (another
+    process crawls this source; nothing touched), CrawlError (crawl could not
+    run; leftovers are still uploaded first), UploadError (files stay in the
+    spool) or CrawlFailed (the crawl mostly failed; what it fetched is archived).
     """
     archive = archive or default_archive()
     sources_file = str(sources_file or default_sources_file())
     spool = Path(spool) if spool is not None else source_spool(archive, source_name)
     crawl_error: CrawlError | None = None
     stats: dict | None = None
-    try:
-        stats = run_crawl(source_name, sources_file=sources_file, spool=spool, max_pages=max_pages,
-                          on_event=on_event)
-    except CrawlError as exc:
-        crawl_error = exc
-    index_spool(spool)
-    if stats is not None:
-        write_manifest(spool, stats, source=source_name, run_id=run_id)
-    report = upload(spool, archive)
+    with lock_spool(spool, source_name) as lock:
+        recovered = recover(spool, source_name)  # a crawl killed earlier
+        try:
+            stats = run_crawl(source_name, sources_file=sources_file, spool=spool, max_pages=max_pages,
+                              on_event=on_event, lock=lock)
+        except CrawlError as exc:
+            crawl_error = exc
+        recovered.extend(recover(spool, source_name))  # this crawl, if it was killed
+        index_spool(spool)
+        if stats is not None:
+            if recovered:
+                stats["recovered"] = recovered.as_dict()["salvaged"]
+            write_manifest(spool, stats, source=source_name, run_id=run_id)
+        report = upload(spool, archive)
     update_catalog(archive)
     if crawl_error is not None:
+        crawl_error.summary = summarize(stats or {"source": source_name}, report,  # type: ignore[attr-defined]
+                                        archive=archive, failure=str(crawl_error), recovered=recovered)
         raise crawl_error
-    summary = summarize(stats, report, archive=archive)
+    summary = summarize(stats, report, archive=archive, recovered=recovered)
     if summary["verdict"]:
         err = CrawlFailed(summary["verdict"])
         err.summary = summary  # type: ignore[attr-defined]

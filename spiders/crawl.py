@@ -1,10 +1,12 @@
 """`python -m spiders.crawl`: one crawl of one source into a spool folder.
 
     python -m spiders.crawl --source NAME [--sources FILE] --spool DIR
-        [--max-pages N] [--stats-out FILE] [--progress]
+        [--max-pages N] [--stats-out FILE] [--progress] [--lock-fd FD]
 
 Exit codes: 0 the crawl ran (page errors are in the stats); 2 bad input
-(unknown source, invalid sources file); 3 nothing could be fetched.
+(unknown source, invalid sources file); 3 nothing could be fetched; 4 the
+spool is locked by another live crawl (storage/recovery.py: the crawl holds
+SPOOL/.lock for its whole life, so nobody salvages files it is writing).
 Logs go to stderr; with --progress, JSON lines go to stdout.
 
 Also here: `CrawlReport`, the extension that writes the progress lines.
@@ -29,6 +31,7 @@ from pathlib import Path  # noqa: E402
 from scrapy import signals  # noqa: E402
 
 MAX_ERROR_SAMPLES = 20
+EXIT_BUSY = 4
 
 
 def record_error(stats, kind: str, url: str, message: str) -> None:
@@ -137,6 +140,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--max-pages", type=int, default=None, help="stop after N pages (default: the source's)")
     parser.add_argument("--stats-out", default=None, help="write the crawl stats JSON here")
     parser.add_argument("--progress", action="store_true", help="JSON lines on stdout for each page and article")
+    parser.add_argument("--lock-fd", type=int, default=None,
+                        help="descriptor of the spool lock, already taken by the parent process (which passes "
+                             "it on); without it the crawl takes SPOOL/.lock itself")
     return parser
 
 
@@ -173,6 +179,20 @@ def main(argv: list[str] | None = None) -> int:
         spool.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
         return fail(2, f"cannot create spool folder {spool}: {exc.strerror or exc}")
+    # Held until this process ends (the kernel drops it then, even on SIGKILL):
+    # recovery and upload never touch the .open files of a live crawl.
+    from storage.backends import StorageError
+    from storage.recovery import SpoolBusy, SpoolLock, hold_inherited_lock
+
+    try:
+        if args.lock_fd is not None:
+            hold_inherited_lock(args.lock_fd, spool, source.name)
+        else:
+            SpoolLock(spool, source.name).acquire()  # never released: the process's exit drops it
+    except SpoolBusy as exc:
+        return fail(EXIT_BUSY, str(exc))
+    except (StorageError, OSError) as exc:
+        return fail(2, f"cannot lock spool folder {spool}: {exc}")
     settings = Settings()
     settings.setmodule("spiders.settings", priority="project")
     if args.max_pages is not None:
