@@ -129,7 +129,7 @@ class SpoolLock:
                 os.close(fd)  # closing the last descriptor of the open file drops the flock
 
     def __enter__(self) -> "SpoolLock":
-        return self.acquire()
+        return self if self._active else self.acquire()
 
     def __exit__(self, *exc) -> None:
         self.release()

@@ -245,3 +245,87 @@ def test_the_lock_is_reentrant_in_one_thread_only(tmp_path):
         assert recover_spool(tmp_path) is not None  # same thread: re-entered
     assert (tmp_path / LOCK_NAME).exists()
     SpoolLock(tmp_path).acquire().release()  # free again
+
+
+# --------------------------------------------------------------------------- end to end
+
+def _whole_responses(path: Path) -> int:
+    try:
+        data = path.read_bytes()
+    except FileNotFoundError:
+        return 0
+    return sum(r["type"] == "request" for r in tolerant_records(data))  # a request closes a pair
+
+
+def test_sigkilled_crawl_is_salvaged_archived_and_cataloged(make_news_site, tmp_path):
+    from storage.archive import open_archive
+
+    site = make_news_site(n_articles=3000)
+    sources = site.write_sources(tmp_path, delay=0.05, concurrency=1, depth=1, max_pages=3000)
+    archive = tmp_path / "archive"
+    spool = pipeline.source_spool(str(archive), "testnews")
+    env = {k: v for k, v in os.environ.items() if k not in ("NEWSARCHIVE_SOURCES", "NEWSARCHIVE_SPOOL")}
+    env["PYTHONPATH"] = str(ROOT)
+    crawl = subprocess.Popen([sys.executable, "-m", "spiders.crawl", "--source", "testnews", "--sources",
+                              str(sources), "--spool", str(spool)], cwd=ROOT, env=env,
+                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline and crawl.poll() is None:
+            opened = [p for p in spool.rglob("*.warc.gz.open") if not p.name.endswith(".text.warc.gz.open")]
+            if opened and _whole_responses(opened[0]) >= 25:
+                break
+            time.sleep(0.1)
+        assert crawl.poll() is None, "the crawl ended before it could be killed"
+
+        # while it lives: a second run of the source is refused, in one line, naming the crawl's pid
+        second = subprocess.run([str(BIN / "newsarchive"), "crawl", "testnews", "--no-prefect", "--sources",
+                                 str(sources), "--archive", str(archive)], cwd=tmp_path, env=env,
+                                capture_output=True, text=True, timeout=120)
+        assert second.returncode != 0
+        lines = [line for line in second.stderr.splitlines() if line.strip()]
+        assert lines[-1] == (f"newsarchive: error: source testnews is being crawled by another process "
+                             f"(pid {crawl.pid})"), second.stderr
+        assert "Traceback" not in second.stderr and "error" not in "".join(lines[:-1]).lower()
+        with pytest.raises(pipeline.SourceBusy):
+            pipeline.index_spool(spool)
+    finally:
+        crawl.send_signal(signal.SIGKILL)
+        crawl.wait()
+    assert crawl.returncode == -signal.SIGKILL
+
+    # what the dead crawl left, read tolerantly: the oracle
+    left = {p.relative_to(spool).as_posix()[: -len(layout.OPEN_SUFFIX)]: p.read_bytes()
+            for p in spool.rglob("*.warc.gz.open")}
+    capture_keys = [k for k in left if not k.endswith(".text.warc.gz")]
+    assert capture_keys
+    before = {k: paired(tolerant_records(data)) for k, data in left.items()}
+    before_ids = {r["id"] for recs in before.values() for r in recs if r["type"] != "warcinfo"}
+    before_responses = {r["id"]: r for k in capture_keys for r in before[k] if r["type"] == "response"}
+    assert len(before_responses) >= 25
+
+    summary = pipeline.run_source("testnews", sources_file=sources, archive=str(archive), max_pages=3)
+    assert sorted(summary["recovered"]) == sorted(k for k in left if before[k][1:])
+    assert not list(spool.rglob("*.open"))
+
+    warcs = sorted(p for p in (archive / "warc").rglob("*.warc.gz"))
+    warcio_check(warcs)  # every WARC in the archive is valid and reads through
+    after = {p.relative_to(archive).as_posix(): read_all(p) for p in warcs}
+    for key in capture_keys:  # salvaged: exactly the whole pairs written before the kill
+        assert [r["id"] for r in after[key]][1:] == [r["id"] for r in before[key]][1:]
+        assert [r["body"] for r in after[key]] == [r["body"] for r in before[key]]
+    after_ids = {r["id"] for recs in after.values() for r in recs}
+    assert before_ids <= after_ids  # nothing whole was lost
+    salvaged_responses = [r for k in capture_keys for r in after[k] if r["type"] == "response"]
+    assert len(salvaged_responses) == len(before_responses)
+    for recs in after.values():  # every response has its request, in the same file
+        requests_to = {r["to"] for r in recs if r["type"] == "request"}
+        assert all(r["id"] in requests_to for r in recs if r["type"] == "response")
+    responses = {r["id"] for recs in after.values() for r in recs if r["type"] == "response"}
+    assert all(r["refers"] in responses for recs in after.values() for r in recs if r["type"] == "conversion")
+
+    catalog = open_archive(str(archive))
+    for rid, rec in before_responses.items():
+        assert rid in {c["record_id"] for c in catalog.list(rec["url"])}, rec["url"]
+    manifests = list((archive / "runs").rglob("*.json"))
+    assert manifests and any('"recovered"' in m.read_text() for m in manifests)
