@@ -219,16 +219,21 @@ def deploy(sources_file: str | os.PathLike | None = None, pool: str = DEFAULT_PO
     """Create/update the deployments of every source (and crawl-all) on `pool`.
 
     Writes the definitions to `prefect_file` (default: a temporary file, kept
-    for inspection), then applies them. Returns {"pool", "prefect_file",
-    "deployments": ["crawl-all/all", "crawl-source/NAME", ...]}.
+    for inspection), then applies them. Returns what was set up, for
+    `newsarchive deploy` to print:
+
+        {"api_url", "pool", "pool_created": bool, "prefect_file",
+         "deployments": ["crawl-all/all", "crawl-source/NAME", ...],
+         "schedules": {"crawl-source/NAME": ["CRON (UTC)", ...], ...},
+         "limits": ["crawl-source-NAME", ...]}
     """
     from flows import pipeline
     from spiders.sources import load_sources
 
-    _require_api()
+    api_url = _require_api()
     sources_file = Path(sources_file or pipeline.default_sources_file()).resolve()
     names = list(load_sources(sources_file))
-    ensure_pool(pool)
+    pool_created = ensure_pool(pool)
     ensure_source_limits(names)
     if prefect_file is None:
         fd, tmp = tempfile.mkstemp(prefix="newsarchive-prefect-", suffix=".yaml")
@@ -242,7 +247,13 @@ def deploy(sources_file: str | os.PathLike | None = None, pool: str = DEFAULT_PO
         deployed = apply_definitions(definitions)
     except Exception as exc:
         raise DeployError(f"deploying to {_require_api()} failed: {exc}".splitlines()[0]) from exc
-    return {"pool": pool, "prefect_file": str(target), "deployments": deployed}
+    from flows.crawl import source_limit_name
+
+    schedules = {name: [f"{s['cron']} ({s.get('timezone', 'UTC')})" for s in dep.get("schedules") or []]
+                 for name, dep in zip(deployed, definitions["deployments"])}
+    return {"api_url": api_url, "pool": pool, "pool_created": pool_created, "prefect_file": str(target),
+            "deployments": deployed, "schedules": schedules,
+            "limits": [source_limit_name(n) for n in names]}
 
 
 def worker_command(pool: str = DEFAULT_POOL, limit: int | None = None, name: str | None = None) -> list[str]:
