@@ -647,6 +647,21 @@ def _describe(result: Any) -> str:
     return ", ".join(parts) if parts else str(result)
 
 
+def _spool_roots(spool: Path) -> list[Path]:
+    """The folders of the spool that hold archive keys.
+
+    Crawls spool into a folder per source (SPOOL/SOURCE/warc/..., see
+    flows.pipeline.source_spool), so each source's folder is uploaded on its
+    own; the spool itself only when archive keys sit at its top (warc/, ...).
+    """
+    from storage import layout
+    children = [c for c in sorted(spool.iterdir()) if c.is_dir() and not c.is_symlink()]
+    roots = [c for c in children if c.name not in layout.KINDS and layout.SOURCE_NAME.match(c.name)]
+    if any(c.name in layout.KINDS for c in children) or not roots:
+        roots.insert(0, spool)
+    return roots
+
+
 def cmd_upload(args) -> int:
     from storage.backends import open_backend
     from storage.spool import spool_dir_for, upload_spool
@@ -656,18 +671,17 @@ def cmd_upload(args) -> int:
         _info(f"nothing to upload: the spool {spool} does not exist")
         return 0
     backend = open_backend(location)
-    report = upload_spool(spool, backend)
-    from flows.progress import as_dict
-    d = as_dict(report)
-    uploaded = d.get("uploaded") or []
-    failed = d.get("failed") or d.get("errors") or []
-    n_up = len(uploaded) if isinstance(uploaded, (list, tuple)) else int(uploaded or 0)
-    n_fail = len(failed) if isinstance(failed, (list, tuple, dict)) else int(failed or 0)
+    uploaded: list = []
+    failed: list = []
+    for root in _spool_roots(spool):
+        report = upload_spool(root, backend)
+        uploaded += list(report.uploaded)
+        failed += list(report.failed)
+    n_up, n_fail = len(uploaded), len(failed)
     print(f"uploaded {n_up} file{'s' if n_up != 1 else ''} from {spool} to {location}")
     if n_fail:
-        items = failed.items() if isinstance(failed, dict) else enumerate(failed) if isinstance(failed, (list, tuple)) else []
-        for key, err in list(items)[:10]:
-            _info(f"  failed: {key}: {err}" if isinstance(failed, dict) else f"  failed: {err}")
+        for key, err in failed[:10]:
+            _info(f"  failed: {key}: {err}")
         raise CLIError(f"{n_fail} file{'s' if n_fail != 1 else ''} could not be uploaded; they stay in {spool}")
     return 0
 
