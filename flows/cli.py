@@ -673,8 +673,14 @@ def cmd_upload(args) -> int:
     backend = open_backend(location)
     uploaded: list = []
     failed: list = []
+    from flows.pipeline import SourceBusy, lock_spool
     for root in _spool_roots(spool):
-        report = upload_spool(root, backend)
+        try:
+            with lock_spool(root, root.name):  # never while a crawl of that source writes into it
+                report = upload_spool(root, backend)
+        except SourceBusy as exc:
+            failed.append((root.name, str(exc)))
+            continue
         uploaded += list(report.uploaded)
         failed += list(report.failed)
     n_up, n_fail = len(uploaded), len(failed)
