@@ -19,7 +19,8 @@ Recovery must never touch a file a live crawl is still writing. Every process
 that writes or empties a spool holds `SpoolLock` (fcntl.flock on SPOOL/.lock):
 the crawl for its whole lifetime, the pipeline around recovery, index and
 upload. The kernel drops a flock when its holder dies, even on SIGKILL, so a
-lock that can be taken means nobody is writing. The lock is taken without
+lock that can be taken means nobody is writing. A holder that lets go removes
+.lock (still locked; a taker checks it locked the file that is there). The lock is taken without
 waiting; a held one is `SpoolBusy` with the holder's pid.
 """
 
@@ -97,14 +98,24 @@ class SpoolLock:
                 self.fd, self._root, self._active = held.fd, held, True
                 return self
             self.spool.mkdir(parents=True, exist_ok=True)
-            fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
-            try:
-                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            except OSError as exc:
+            while True:
+                fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
+                try:
+                    fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                except OSError as exc:
+                    os.close(fd)
+                    if exc.errno in (errno.EWOULDBLOCK, errno.EAGAIN, errno.EACCES):
+                        raise SpoolBusy(self.source, read_lock_pid(self.spool)) from None
+                    raise
+                # the holder before us removes the file when it lets go: make sure we
+                # locked the file that is there now, not one it just unlinked
+                try:
+                    same = os.path.samestat(os.fstat(fd), os.stat(self.path))
+                except FileNotFoundError:
+                    same = False
+                if same:
+                    break
                 os.close(fd)
-                if exc.errno in (errno.EWOULDBLOCK, errno.EAGAIN, errno.EACCES):
-                    raise SpoolBusy(self.source, read_lock_pid(self.spool)) from None
-                raise
             os.ftruncate(fd, 0)
             os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
             self.fd, self._owner, self._depth, self._root, self._active = fd, threading.get_ident(), 1, self, True
@@ -126,6 +137,11 @@ class SpoolLock:
             _held.pop(root._key, None)
             fd, root.fd = root.fd, None
             if fd is not None:
+                try:  # leave a clean spool; unlinked while still locked (see acquire)
+                    if os.path.samestat(os.fstat(fd), os.stat(root.path)):
+                        os.unlink(root.path)
+                except OSError:
+                    pass
                 os.close(fd)  # closing the last descriptor of the open file drops the flock
 
     def __enter__(self) -> "SpoolLock":

@@ -243,7 +243,8 @@ def test_the_lock_is_reentrant_in_one_thread_only(tmp_path):
         t.join()
         assert errors
         assert recover_spool(tmp_path) is not None  # same thread: re-entered
-    assert (tmp_path / LOCK_NAME).exists()
+        assert (tmp_path / LOCK_NAME).exists()
+    assert not (tmp_path / LOCK_NAME).exists()  # a spool left clean
     SpoolLock(tmp_path).acquire().release()  # free again
 
 
