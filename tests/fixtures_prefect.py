@@ -69,6 +69,8 @@ class PrefectServer:
             "PREFECT_UI_ENABLED": "false",
             "PREFECT_CLI_PROMPT": "false",
             "PREFECT_LOGGING_LEVEL": "INFO",
+            # a run held back by its deployment's concurrency limit is retried after this (default 30 s)
+            "PREFECT_SERVER_DEPLOYMENTS_CONCURRENCY_SLOT_WAIT_SECONDS": "2",
             "PATH": f"{VENV_BIN}{os.pathsep}{os.environ.get('PATH', '')}",
         }
         self.procs: list[subprocess.Popen] = []
@@ -99,14 +101,17 @@ class PrefectServer:
             time.sleep(0.5)
         raise RuntimeError(f"prefect server not healthy after {timeout}s:\n{self.log('server.log')[-3000:]}")
 
-    def stop(self) -> None:
-        for proc in reversed(self.procs):
+    def stop(self, procs: list[subprocess.Popen] | None = None) -> None:
+        """Stop `procs` (default: every process started here, the server last): SIGTERM to the
+        process group, SIGKILL after 20 s."""
+        procs = list(self.procs if procs is None else procs)
+        for proc in reversed(procs):
             if proc.poll() is None:
                 try:
                     os.killpg(proc.pid, signal.SIGTERM)
                 except ProcessLookupError:
                     continue
-        for proc in reversed(self.procs):
+        for proc in reversed(procs):
             try:
                 proc.wait(timeout=20)
             except subprocess.TimeoutExpired:

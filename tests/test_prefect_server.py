@@ -79,3 +79,145 @@ def test_deploy_worker_and_a_triggered_run_archive_the_crawl(prefect_server, new
     by_key = {a["key"]: a for a in artifacts}
     assert "# Crawl of `testnews`" in by_key["crawl-testnews"]["data"]
     assert "warc/testnews/" in by_key["crawl-testnews-files"]["data"]
+
+
+# --------------------------------------------------------------------------- scaling out on one machine
+#
+# The commands of docs/prefect.md, "On one machine: two workers, two sources at once":
+#
+#   newsarchive deploy --sources S --archive A --pool P
+#   newsarchive worker --pool P --name w1 --limit 1     (and w2)
+#   prefect deployment run 'crawl-source/testnews-a'   (and testnews-b, broken)
+#
+# Two sources of the same loopback site (a small per-page delay, so each run
+# lasts a few seconds) and a broken one (a closed port on 127.0.0.1).
+
+SCALE_POOL = "newsarchive-scale"
+WORKERS = ("w1", "w2")
+
+
+def _trigger(env: dict, *deployments: str) -> list[str]:
+    """`prefect deployment run D` for each, started together; the flow run ids, in order."""
+    procs = [subprocess.Popen([str(VENV_BIN / "prefect"), "deployment", "run", d], cwd=REPO, env=env,
+                              stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+             for d in deployments]
+    ids = []
+    for d, proc in zip(deployments, procs):
+        out, _ = proc.communicate(timeout=120)
+        match = re.search(r"UUID:\s*([0-9a-f-]{36})", out)
+        assert proc.returncode == 0 and match, f"prefect deployment run {d}:\n{out}"
+        ids.append(match.group(1))
+    return ids
+
+
+def _worker_names(server, pool: str) -> set[str]:
+    import httpx
+
+    resp = httpx.post(f"{server.api_url}/work_pools/{pool}/workers/filter", json={"limit": 50, "offset": 0},
+                      timeout=30)
+    resp.raise_for_status()
+    return {w["name"] for w in resp.json()}
+
+
+def _children(pid: int) -> list[tuple[int, list[str]]]:
+    """(pid, argv) of the live child processes of `pid` (Linux /proc)."""
+    found = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            ppid = int(stat.read_text().rsplit(")", 1)[1].split()[1])
+            if ppid == pid:
+                argv = (stat.parent / "cmdline").read_bytes().split(b"\0")
+                found.append((int(stat.parent.name), [a.decode() for a in argv if a]))
+        except (OSError, ValueError, IndexError):
+            continue
+    return found
+
+
+def _overlap(r1, r2) -> bool:
+    return r1.start_time < r2.end_time and r2.start_time < r1.end_time
+
+
+def _worker_logs(server) -> str:
+    return "\n".join(f"--- {w}.log\n{server.log(f'{w}.log')[-3000:]}" for w in WORKERS)
+
+
+@pytest.fixture(scope="module")
+def two_workers(prefect_server, news_site, tmp_path_factory):
+    """Three sources deployed on SCALE_POOL and two workers (`--limit 1`) polling it."""
+    from fixtures_prefect import free_port
+
+    tmp = tmp_path_factory.mktemp("scale")
+    small = {"depth": 1, "max_pages": 8, "delay": 0.8}
+    sources = tmp / "sources.toml"
+    sources.write_text(news_site.sources_toml("testnews-a", **small) + "\n"
+                       + news_site.sources_toml("testnews-b", **small)
+                       + f'\n[[source]]\nname = "broken"\nstart_urls = ["http://127.0.0.1:{free_port()}/"]\n'
+                       + "delay = 0\nmax_pages = 8\n", encoding="utf-8")
+    archive = tmp / "archive"
+    env = {**prefect_server.env, "PREFECT_WORKER_QUERY_SECONDS": "2", "NEWSARCHIVE_SPOOL": str(tmp / "spool")}
+
+    deployed = _run([VENV_BIN / "newsarchive", "deploy", "--sources", sources, "--archive", archive,
+                     "--pool", SCALE_POOL], env)
+    assert deployed.returncode == 0, deployed.stderr + deployed.stdout
+
+    workers = [prefect_server.start([VENV_BIN / "newsarchive", "worker", "--pool", SCALE_POOL, "--name", w,
+                                     "--limit", "1"], f"{w}.log", env=env)
+               for w in WORKERS]
+    try:
+        deadline = time.monotonic() + 120  # both polling before anything is triggered
+        while not set(WORKERS) <= _worker_names(prefect_server, SCALE_POOL):
+            assert time.monotonic() < deadline, _worker_logs(prefect_server)
+            assert all(p.poll() is None for p in workers), _worker_logs(prefect_server)
+            time.sleep(1)
+        yield {"env": env, "archive": archive, "deployed": deployed, "workers": workers}
+    finally:
+        prefect_server.stop(workers)
+
+
+def test_deploy_prints_what_it_created_and_what_to_do_next(two_workers):
+    out, err = two_workers["deployed"].stdout, two_workers["deployed"].stderr
+    assert f"work pool '{SCALE_POOL}' (process): created" in out
+    for name in ("crawl-all/all", "crawl-source/testnews-a", "crawl-source/testnews-b", "crawl-source/broken"):
+        assert re.search(rf"^  {re.escape(name)}\s+\S", out, re.M), out
+    assert re.search(r"^  crawl-all/all\s+30 3 \* \* \* \(UTC\)$", out, re.M), out
+    assert "crawl-source-testnews-a" in out and "crawl-source-broken" in out
+    assert f"newsarchive worker --pool {SCALE_POOL}" in err
+    assert "prefect deployment run 'crawl-source/" in err
+
+
+def test_newsarchive_worker_passes_name_and_limit_to_the_prefect_worker(two_workers):
+    for name, proc in zip(WORKERS, two_workers["workers"]):
+        argvs = [argv for _, argv in _children(proc.pid) if "worker" in argv and "start" in argv]
+        assert len(argvs) == 1, _children(proc.pid)
+        argv = argvs[0]
+        assert argv[argv.index("--pool") + 1] == SCALE_POOL
+        assert argv[argv.index("--name") + 1] == name
+        assert argv[argv.index("--limit") + 1] == "1"
+
+
+def test_two_workers_crawl_two_sources_at_once(prefect_server, two_workers):
+    ids = _trigger(two_workers["env"], "crawl-source/testnews-a", "crawl-source/testnews-b")
+    a, b = (_wait_final(prefect_server, i) for i in ids)
+    for run in (a, b):
+        assert run.state.type.value == "COMPLETED", f"{run.name}: {run.state.message}\n{_worker_logs(prefect_server)}"
+    # each on its own worker, at the same time
+    assert {a.labels.get("prefect.worker.name"), b.labels.get("prefect.worker.name")} == set(WORKERS)
+    assert _overlap(a, b), (a.start_time, a.end_time, b.start_time, b.end_time)
+    archive = two_workers["archive"]
+    for source in ("testnews-a", "testnews-b"):
+        assert sorted((archive / "warc" / source).rglob("*.warc.gz")), source
+        assert sorted((archive / "articles" / source).rglob("*.txt")), source
+
+
+def test_one_source_never_twice_at_once_and_a_broken_source_fails_alone(prefect_server, two_workers):
+    first, second, broken = _trigger(two_workers["env"], "crawl-source/testnews-a", "crawl-source/testnews-a",
+                                     "crawl-source/broken")
+    r1, r2, rb = (_wait_final(prefect_server, i) for i in (first, second, broken))
+    for run in (r1, r2):
+        assert run.state.type.value == "COMPLETED", f"{run.name}: {run.state.message}\n{_worker_logs(prefect_server)}"
+    # the second waited for the first (deployment and per-source concurrency limits): no overlap
+    assert not _overlap(r1, r2), (r1.start_time, r1.end_time, r2.start_time, r2.end_time)
+    # the broken source: Failed, with the crawl's own one-line reason
+    assert rb.state.type.value == "FAILED", rb.state
+    assert "broken: nothing could be fetched" in (rb.state.message or ""), rb.state.message
+    assert "\n" not in (rb.state.message or "").strip()
