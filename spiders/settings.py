@@ -61,6 +61,12 @@ CONCURRENT_REQUESTS_PER_DOMAIN = 4
 RETRY_TIMES = 2
 DOWNLOAD_TIMEOUT = 30
 
+# Scrapy runs each response's output through CONCURRENT_ITEMS asyncio tasks
+# (100 by default, created per response); our responses yield at most one item,
+# and items of different responses still run concurrently. 100 tasks per page
+# were a measurable share of the crawl process's CPU (benchmarks/README.md).
+CONCURRENT_ITEMS = 8
+
 TELNETCONSOLE_ENABLED = False
 REMOTE_CONTROL_ENABLED = False  # a crawl opens no listening ports
 LOG_LEVEL = "INFO"
