@@ -1,0 +1,112 @@
+"""Run every benchmark, print one table, write benchmarks/results/bench-<UTC timestamp>.json.
+
+    .venv/bin/python benchmarks/run.py            # about 5-8 minutes on 2 idle cores
+    .venv/bin/python benchmarks/run.py --quick    # about 2 minutes: fewer rounds and articles
+
+Each benchmark also writes its own results file (extraction-*.json,
+pipeline-*.json); the summary file carries the machine and the headline rows of
+each. Everything runs on 127.0.0.1 and stops by itself (each benchmark has a
+time bound). What the numbers mean: benchmarks/README.md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import subprocess
+import sys
+import time
+from datetime import datetime, timezone
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE))
+
+from bench_pipeline import machine  # noqa: E402
+
+RESULTS = HERE / "results"
+
+
+def _run(name: str, cmd: list[str], out: Path | None, timeout: float) -> dict:
+    print(f"== {name}: {' '.join(cmd[1:])}", flush=True)
+    before = set(RESULTS.glob(f"{name}-*.json"))
+    start = time.perf_counter()
+    try:
+        proc = subprocess.run(cmd, cwd=HERE.parent, timeout=timeout)
+        code = proc.returncode
+    except subprocess.TimeoutExpired:
+        code = "timeout"
+    seconds = round(time.perf_counter() - start, 1)
+    written = out if out and out.exists() else max(set(RESULTS.glob(f"{name}-*.json")) - before, default=None,
+                                                  key=lambda p: p.stat().st_mtime)
+    result = json.loads(written.read_text(encoding="utf-8")) if written and code == 0 else None
+    return {"name": name, "exit": code, "seconds": seconds, "file": written.name if written else None,
+            "result": result}
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="a short run: 1 round, 300 articles, memory crawl of 1000")
+    args = parser.parse_args(argv)
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%SZ")
+    info = machine()
+    print(f"machine: {info.get('cpu', '?')}, {info['cores']} cores, {info.get('memory_gb', '?')} GB, "
+          f"load average {info['load_average']}", flush=True)
+
+    py = sys.executable
+    pipeline_out = RESULTS / f"pipeline-{stamp}.json"
+    runs = [
+        _run("extraction", [py, str(HERE / "bench_extraction.py"), "--rounds", "1" if args.quick else "3"], None, 600),
+        _run("pipeline", [py, str(HERE / "bench_pipeline.py"), "--out", str(pipeline_out)]
+             + (["--quick"] if args.quick else []), pipeline_out, 1200),
+    ]
+
+    rows = []
+    for r in runs:
+        res = r["result"]
+        if res is None:
+            rows.append((r["name"], "FAILED", f"exit {r['exit']}", ""))
+            continue
+        if r["name"] == "extraction":
+            for row in res["rows"]:
+                rows.append(("extraction", f"{row['what']}, {row['workers']} worker(s)", f"{row['pages_per_s']} pages/s",
+                             f"{row['vs_trafilatura_alone']}x alone"))
+        else:
+            p, ratios = res["pipeline"], res["ratios"]
+            for row in res["baseline"]:
+                rows.append(("pipeline", f"{row['what']} ({row['pages']})", f"{row['pages_per_s']} articles/s",
+                             f"{row['cpu_ms_per_page']} CPU ms/article"))
+            rows.append(("pipeline", f"crawl+WARC+extraction ({p['articles']})", f"{p['crawl_articles_per_s']} articles/s",
+                         f"{ratios['crawl_vs_trafilatura_alone']}x alone (target 0.85)"))
+            rows.append(("pipeline", "  same, CPU per article", f"{p['cpu_ms_per_article']['total']} CPU ms/article",
+                         f"{ratios['cpu_alone_vs_cpu_crawl']}x alone by CPU"))
+            if p.get("index_upload_articles_per_s"):
+                rows.append(("pipeline", "index+manifest+upload+catalog", f"{p['index_upload_articles_per_s']} articles/s",
+                             f"end to end {p['end_to_end_articles_per_s']} articles/s"))
+            elif p.get("post_crawl_error"):
+                rows.append(("pipeline", "index+manifest+upload+catalog", "FAILED", p["post_crawl_error"][:60]))
+            mem = (res.get("memory_run") or {}).get("memory")
+            if mem:
+                for key, label in (("main_rss", "Scrapy process RSS"), ("tree_pss", "crawl tree PSS")):
+                    v = mem[key]
+                    rows.append(("memory", f"{label} ({res['memory_run']['articles']} articles)",
+                                 f"peak {v['peak_mb']} MB, steady {v['steady_median_mb']} MB",
+                                 f"{v['growth_mb_per_1000']} MB / 1000 articles"))
+
+    print()
+    widths = [max(len(str(row[i])) for row in rows) for i in range(4)]
+    for row in rows:
+        print("  ".join(str(c).ljust(w) for c, w in zip(row, widths)))
+    info["load_average_after"] = [round(x, 2) for x in __import__("os").getloadavg()]
+    out = RESULTS / f"bench-{stamp}.json"
+    out.write_text(json.dumps({"benchmark": "all", "when": stamp, "quick": args.quick, "machine": info,
+                               "runs": [{k: v for k, v in r.items() if k != "result"} for r in runs],
+                               "table": [dict(zip(("benchmark", "what", "value", "note"), row)) for row in rows]},
+                              indent=2) + "\n", encoding="utf-8")
+    print(f"wrote {out}")
+    return 0 if all(r["exit"] == 0 for r in runs) else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
