@@ -673,10 +673,13 @@ def cmd_upload(args) -> int:
     backend = open_backend(location)
     uploaded: list = []
     failed: list = []
-    from flows.pipeline import SourceBusy, lock_spool
+    from flows.pipeline import SourceBusy, index_spool, lock_spool, update_catalog
     for root in _spool_roots(spool):
         try:
             with lock_spool(root, root.name):  # never while a crawl of that source writes into it
+                # what a killed crawl left is salvaged, and WARCs without an index get one,
+                # so the upload leaves the archive as a finished run would
+                index_spool(root)
                 report = upload_spool(root, backend)
         except SourceBusy as exc:
             failed.append((root.name, str(exc)))
@@ -684,6 +687,8 @@ def cmd_upload(args) -> int:
         uploaded += list(report.uploaded)
         failed += list(report.failed)
     n_up, n_fail = len(uploaded), len(failed)
+    if uploaded:
+        update_catalog(location)
     print(f"uploaded {n_up} file{'s' if n_up != 1 else ''} from {spool} to {location}")
     if n_fail:
         for key, err in failed[:10]:

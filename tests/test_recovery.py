@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import gzip
 import io
+import json
 import os
 import shutil
 import signal
@@ -330,3 +331,29 @@ def test_sigkilled_crawl_is_salvaged_archived_and_cataloged(make_news_site, tmp_
         assert rid in {c["record_id"] for c in catalog.list(rec["url"])}, rec["url"]
     manifests = list((archive / "runs").rglob("*.json"))
     assert manifests and any('"recovered"' in m.read_text() for m in manifests)
+
+
+def test_upload_command_salvages_indexes_and_archives_a_killed_crawls_leftovers(tmp_path):
+    """`newsarchive upload` after a crash: the torn WARC is salvaged, indexed, archived, listed."""
+    from test_cli_support import cli_env, run
+
+    archive = tmp_path / "archive"
+    spool = tmp_path / "spool"
+    torn, ends = write_pairs(spool / "t", 6)
+    with open(torn, "r+b") as fh:  # killed in the middle of the last pair
+        fh.truncate(ends[-2] + (ends[-1] - ends[-2]) // 2)
+    env = cli_env(tmp_path, NEWSARCHIVE_SPOOL=str(spool))
+    result = run("upload", "--archive", str(archive), cwd=tmp_path, env=env, check=True)
+    assert "uploaded" in result.stdout
+
+    warcs = sorted(archive.glob("warc/t/*/*/*/*.warc.gz"))
+    assert len(warcs) == 1 and not list(spool.rglob("*.warc.gz*"))
+    warcio_check(warcs)
+    assert _whole_responses(warcs[0]) == 5  # every whole pair, none of the torn one
+    assert list(archive.glob("indexes/t/*/*/*/*.cdxj"))
+    listed = run("list", "http://127.0.0.1:9/p4", "--json", "--archive", str(archive), cwd=tmp_path, env=env,
+                 check=True)
+    captures = json.loads(listed.stdout)
+    assert [c["status"] for c in captures] == [200] and captures[0]["warc"].startswith("warc/t/")
+    missing = run("list", "http://127.0.0.1:9/p5", "--archive", str(archive), cwd=tmp_path, env=env)
+    assert missing.returncode != 0
