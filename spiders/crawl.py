@@ -44,7 +44,12 @@ def record_error(stats, kind: str, url: str, message: str) -> None:
 
 
 def add_files(stats, *keys: str) -> None:
-    stats.set_value("newsarchive/files", (stats.get_value("newsarchive/files") or []) + list(keys))
+    """Note files written; the list grows in place (a long crawl writes tens of thousands)."""
+    files = stats.get_value("newsarchive/files")
+    if files is None:
+        files = []
+        stats.set_value("newsarchive/files", files)
+    files.extend(keys)
 
 
 class CrawlReport:

@@ -32,6 +32,7 @@ from scrapy.utils.defer import maybe_deferred_to_future
 from scrapy.utils._download_handlers import wrap_twisted_exceptions
 from warcio.statusandheaders import StatusAndHeaders
 
+from spiders.crawl import add_files
 from spiders.limits import TRUNCATED_META
 from spiders.warcfiles import CONFORMS_TO, DEFAULT_MAX_SIZE, FORMAT, RotatingWarcWriter, record_builder
 from storage import layout
@@ -170,8 +171,7 @@ class WarcCaptureMiddleware:
         return self.writer
 
     def _file_closed(self, key: str) -> None:
-        files = self.crawler.stats.get_value("newsarchive/files") or []
-        self.crawler.stats.set_value("newsarchive/files", files + [key])
+        add_files(self.crawler.stats, key)
 
     def process_response(self, request, response):
         if "cached" in response.flags:  # not a network exchange: nothing to archive
