@@ -87,6 +87,16 @@ def fetch(source: str, sources_file: str, spool: str, max_pages: int | None = No
     return stats
 
 
+@task(name="recover", cache_policy=NO_CACHE)
+def recover(spool: str, source: str) -> list[dict]:
+    """Make final what a killed crawl left in the spool: whole records and pairs kept, torn tails cut."""
+    report = pipeline.recover(spool, source)
+    salvaged = report.as_dict()["salvaged"] if report else []
+    if salvaged:
+        get_run_logger().warning("recovered %d file(s) a killed crawl left in the spool", len(salvaged))
+    return salvaged
+
+
 @task(name="index", cache_policy=NO_CACHE)
 def index(spool: str) -> list[str]:
     keys = pipeline.index_spool(spool)
@@ -141,19 +151,23 @@ def crawl_source(source: str, sources_file: str | None = None, archive: str | No
         spool = str(pipeline.source_spool(archive, source))
         crawl_error: pipeline.CrawlError | None = None
         stats: dict | None = None
+        recovered = recover(spool, source)  # a crawl of this source killed earlier
         try:
             stats = fetch(source, sources_file, spool, max_pages)
         except pipeline.CrawlError as exc:
             crawl_error = exc
             logger.error("%s", exc)
+        recovered += recover(spool, source)  # this run's own crawl, if it was killed
         index(spool)  # this run's WARCs, and any left over from earlier runs
         if stats is not None:
+            if recovered:
+                stats["recovered"] = recovered
             manifest(spool, stats, source, run_id)
         report = archive_files(spool, archive)  # raises after retries: the run fails, the spool stays
         catalog(archive)
 
     summary = pipeline.summarize(stats or {"source": source}, report, archive=archive,
-                                 failure=str(crawl_error) if crawl_error else None)
+                                 failure=str(crawl_error) if crawl_error else None, recovered=recovered)
     publish(summary, source)
     if crawl_error is not None:
         crawl_error.summary = summary  # type: ignore[attr-defined]
