@@ -33,10 +33,11 @@ $(STAMP): pyproject.toml | system-packages
 setup: $(STAMP)
 
 # pywb pins its own dependencies, so it lives in a venv of its own; the tests
-# use it only to prove that pywb replays our WARCs.
+# use it only to prove that pywb replays our WARCs and that py-wacz validates
+# our WACZ exports.
 $(PYWB)/.installed:
 	$(PYTHON) -m venv $(PYWB)
-	$(PYWB)/bin/pip install -q pywb
+	$(PYWB)/bin/pip install -q pywb wacz
 	touch $@
 
 demo: $(STAMP)

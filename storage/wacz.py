@@ -5,8 +5,9 @@
 
 The zip holds the whole WARC files (capture WARCs and the text WARCs with their
 conversion records) that contain the selected captures, stored uncompressed so
-readers can seek into them; ``indexes/index.cdxj`` (their CDXJ lines, with
-filenames relative to ``archive/``); ``pages/pages.jsonl`` (one line per
+readers can seek into them; ``indexes/index.cdx`` (their CDXJ lines, under
+the name the WACZ spec gives the index, with filenames relative to
+``archive/``); ``pages/pages.jsonl`` (one line per
 article capture, titled from its text metadata); ``datapackage.json`` listing
 every file with its sha256 and size; and ``datapackage-digest.json``.
 WARCs are streamed from the backend into the zip: memory stays flat.
@@ -122,7 +123,7 @@ def export_wacz(archive: Archive, source: str, *, since: str | datetime | None =
             # WARCs are stored, not deflated: readers seek to record offsets inside them.
             for key, name in zip(warc_keys, names):
                 add(zf, name, stream(key), zipfile.ZIP_STORED)
-            add(zf, "indexes/index.cdxj", [_index(archive, warc_keys).encode("utf-8")], zipfile.ZIP_DEFLATED)
+            add(zf, "indexes/index.cdx", [_index(archive, warc_keys).encode("utf-8")], zipfile.ZIP_DEFLATED)
             pages = _pages(archive, captures, texts)
             report.pages = len(pages) - 1
             add(zf, "pages/pages.jsonl",

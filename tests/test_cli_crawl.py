@@ -310,7 +310,7 @@ def test_export_wacz_of_the_crawled_source(crawled, tmp_path):
     assert result.returncode == 0, result.stderr
     with zipfile.ZipFile(out) as z:
         names = z.namelist()
-        assert "datapackage.json" in names and "indexes/index.cdxj" in names
+        assert "datapackage.json" in names and "indexes/index.cdx" in names
         assert any(n.startswith("archive/") and n.endswith(".warc.gz") for n in names)
     # a range with no captures, and an unknown source, are one-line errors
     empty = cli(crawled, "export", "--wacz", "--source", "testnews", "--to", "2001-01-01", "-o", tmp_path / "e.wacz")

@@ -107,3 +107,46 @@ def test_pywb_lists_captures_in_its_cdx_api(pywb, news_site):
     article = news_site.articles[0]
     status, body, _ = fetch(f"{pywb}/news/cdx?url={news_site.url(article['path'])}&output=json")
     assert status == 200 and b'"status": "200"' in body
+
+
+def test_exported_wacz_validates_and_replays_in_pywb(crawled_archive, news_site, tmp_path):
+    """`newsarchive export --wacz` output passes py-wacz's validator and pywb replays from it."""
+    if not PYWB_BIN or not Path(PYWB_BIN, "wacz").exists():
+        pytest.skip("py-wacz not installed: run through `make test` (NEWSARCHIVE_PYWB points at its venv)")
+    from storage.wacz import export_wacz
+
+    wacz = tmp_path / "testnews.wacz"
+    export_wacz(open_archive(str(crawled_archive)), "testnews", since=None, until=None, out_path=wacz)
+    check = subprocess.run([str(Path(PYWB_BIN, "wacz")), "validate", "-f", str(wacz)],
+                           capture_output=True, text=True, timeout=300)
+    assert check.returncode == 0, check.stdout + check.stderr
+
+    home = tmp_path / "pywb-wacz"
+    home.mkdir()
+    manager = str(Path(PYWB_BIN, "wb-manager"))
+    subprocess.run([manager, "init", "fromwacz"], cwd=home, check=True, capture_output=True, timeout=120)
+    added = subprocess.run([manager, "add", "--unpack-wacz", "fromwacz", str(wacz)], cwd=home, capture_output=True, text=True,
+                           timeout=300)
+    assert added.returncode == 0, added.stdout + added.stderr
+    port = free_port()
+    proc = subprocess.Popen([str(Path(PYWB_BIN, "wayback")), "--bind", "127.0.0.1", "-p", str(port)],
+                            cwd=home, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        article = next(a for a in news_site.articles
+                       if a["path"] not in (news_site.special["gzip"],) and
+                       open_archive(str(crawled_archive)).list(news_site.url(a["path"])))
+        url = f"http://127.0.0.1:{port}/fromwacz/id_/{news_site.url(article['path'])}"
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                status, body, _ = fetch(url)
+                break
+            except OSError:
+                if proc.poll() is not None or time.monotonic() > deadline:
+                    raise
+                time.sleep(0.3)
+        assert status == 200
+        assert body == news_site.routes[article["path"]].body
+    finally:
+        proc.terminate()
+        proc.wait(timeout=20)

@@ -49,7 +49,7 @@ def test_wacz_structure_hashes_and_records(archive_and_built, tmp_path):
     with zipfile.ZipFile(out) as zf:
         names = set(zf.namelist())
         warcs = {n for n in names if n.startswith("archive/")}
-        assert names == warcs | {"indexes/index.cdxj", "pages/pages.jsonl", "datapackage.json",
+        assert names == warcs | {"indexes/index.cdx", "pages/pages.jsonl", "datapackage.json",
                                  "datapackage-digest.json"}
         assert warcs == {f"archive/{PurePosixPath(k).name}" for day in built.keys.values()
                          for k in day if k.endswith(".warc.gz")}
@@ -72,8 +72,8 @@ def test_wacz_structure_hashes_and_records(archive_and_built, tmp_path):
         for key in [k for day in built.keys.values() for k in day if k.endswith(".warc.gz")]:
             assert zf.read(f"archive/{PurePosixPath(key).name}") == (built.spool / key).read_bytes()
 
-        index = [cdxj.parse_line(l) for l in zf.read("indexes/index.cdxj").decode().splitlines()]
-        raw_lines = zf.read("indexes/index.cdxj").decode().splitlines()
+        index = [cdxj.parse_line(l) for l in zf.read("indexes/index.cdx").decode().splitlines()]
+        raw_lines = zf.read("indexes/index.cdx").decode().splitlines()
         assert raw_lines == sorted(raw_lines) and len(index) == 10  # 7 responses + 3 conversions
         assert all("/" not in f["filename"] and f"archive/{f['filename']}" in warcs for _, _, f in index)
 
@@ -106,7 +106,7 @@ def test_wacz_records_are_readable_straight_from_the_zip_bytes(archive_and_built
     export_wacz(archive, "news", out_path=out)
     blob = out.read_bytes()
     with zipfile.ZipFile(out) as zf:
-        index = [cdxj.parse_line(l) for l in zf.read("indexes/index.cdxj").decode().splitlines()]
+        index = [cdxj.parse_line(l) for l in zf.read("indexes/index.cdx").decode().splitlines()]
         infos = {i.filename: i for i in zf.infolist()}
     for _, _, f in index:
         info = infos[f"archive/{f['filename']}"]
