@@ -35,7 +35,7 @@ setup: $(STAMP)
 # pywb pins its own dependencies, so it lives in a venv of its own; the tests
 # use it only to prove that pywb replays our WARCs and that py-wacz validates
 # our WACZ exports.
-$(PYWB)/.installed:
+$(PYWB)/.installed: Makefile
 	$(PYTHON) -m venv $(PYWB)
 	$(PYWB)/bin/pip install -q pywb wacz
 	touch $@
