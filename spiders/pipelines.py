@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import json
 import logging
-import multiprocessing
 import os
 from concurrent.futures import Future, ProcessPoolExecutor
 from io import BytesIO
@@ -26,6 +25,7 @@ from twisted.internet.defer import Deferred
 from spiders.crawl import add_files, record_error
 from spiders.warccapture import warcinfo_fields
 from spiders.warcfiles import DEFAULT_MAX_SIZE, RotatingWarcWriter, record_builder, warc_date_to_datetime
+from spiders.workerpool import extraction_pool
 from storage import layout
 
 logger = logging.getLogger(__name__)
@@ -88,9 +88,8 @@ class ArticlePipeline:
             # The forkserver imports the extractor (trafilatura, lxml, ...) once and
             # workers fork from it ready to work, instead of each importing it again
             # (benchmarks/README.md: less CPU and a faster start on small machines).
-            ctx = multiprocessing.get_context("forkserver")
-            ctx.set_forkserver_preload([self.extractor.rpartition(".")[0] or self.extractor])
-            self._executor = ProcessPoolExecutor(max_workers=self.workers, mp_context=ctx)
+            self._executor = extraction_pool(self.workers,
+                                             preload=[self.extractor.rpartition(".")[0] or self.extractor])
         return self._executor
 
     def _writer(self) -> RotatingWarcWriter:

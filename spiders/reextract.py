@@ -8,10 +8,9 @@ Results come back in WARC order.
 
 from __future__ import annotations
 
-import multiprocessing
 import os
 from collections import deque
-from concurrent.futures import Executor, Future, ProcessPoolExecutor
+from concurrent.futures import Executor, Future
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterable, Iterator
@@ -20,6 +19,7 @@ from warcio.archiveiterator import ArchiveIterator
 from warcio.exceptions import ArchiveLoadFailed
 
 from spiders.extraction import Article, ExtractionError, extract_article
+from spiders.workerpool import extraction_pool
 
 __all__ = ["ReextractError", "ReextractResult", "reextract_warc"]
 
@@ -120,9 +120,7 @@ def _chunks(jobs: Iterable[_Job], size: int) -> Iterator[list[_Job]]:
 
 
 def _pool(workers: int) -> Executor:
-    # forkserver: workers never inherit the caller's threads (Prefect, Twisted).
-    method = "forkserver" if "forkserver" in multiprocessing.get_all_start_methods() else None
-    return ProcessPoolExecutor(max_workers=workers, mp_context=multiprocessing.get_context(method))
+    return extraction_pool(workers)
 
 
 def reextract_warc(
