@@ -137,7 +137,7 @@ def source_spool(archive: str, source: str) -> Path:
 def _crawl_command(source: str, sources_file: str | os.PathLike, spool: str | os.PathLike,
                    stats_out: str, max_pages: int | None, lock_fd: int | None = None) -> list[str]:
     cmd = [sys.executable, "-m", "spiders.crawl", "--source", source, "--sources", str(sources_file),
-           "--spool", str(spool), "--stats-out", stats_out, "--progress"]
+           "--spool", str(spool), "--stats-out", stats_out, "--progress", "--stop-with-parent"]
     if lock_fd is not None:
         cmd += ["--lock-fd", str(lock_fd)]
     if max_pages is not None:

@@ -24,6 +24,7 @@ os.environ.setdefault("TLDEXTRACT_PUBLIC_SUFFIX_LIST_URLS", "")
 import argparse  # noqa: E402
 import dataclasses  # noqa: E402
 import json  # noqa: E402
+import signal  # noqa: E402
 import sys  # noqa: E402
 from datetime import datetime, timezone  # noqa: E402
 from pathlib import Path  # noqa: E402
@@ -145,6 +146,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--max-pages", type=int, default=None, help="stop after N pages (default: the source's)")
     parser.add_argument("--stats-out", default=None, help="write the crawl stats JSON here")
     parser.add_argument("--progress", action="store_true", help="JSON lines on stdout for each page and article")
+    parser.add_argument("--stop-with-parent", action="store_true",
+                        help="stop gracefully (as on SIGTERM) when the process that started the crawl exits")
     parser.add_argument("--lock-fd", type=int, default=None,
                         help="descriptor of the spool lock, already taken by the parent process (which passes "
                              "it on); without it the crawl takes SPOOL/.lock itself")
@@ -207,6 +210,13 @@ def main(argv: list[str] | None = None) -> int:
     process = CrawlerProcess(settings)
     crawler = process.create_crawler(NewsSpider)
     process.crawl(crawler, source=source)
+    if args.stop_with_parent:
+        # A cancelled Prefect run or a killed CLI must not leave an orphan crawl
+        # holding the spool: stop as on SIGTERM, which closes the WARCs cleanly.
+        from spiders.workerpool import when_process_exits
+        parent = os.getppid()
+        if not when_process_exits(parent, lambda: os.kill(os.getpid(), signal.SIGTERM)):
+            return fail(2, "the process that started this crawl is gone")
     process.start()
 
     report = summary(source.name, crawler.stats.get_stats(), getattr(crawler.spider, "error_samples", []))

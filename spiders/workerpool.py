@@ -18,7 +18,7 @@ import os
 import select
 import threading
 from concurrent.futures import ProcessPoolExecutor
-from typing import Sequence
+from typing import Callable, Sequence
 
 
 def extraction_pool(workers: int | None = None, *,
@@ -32,15 +32,26 @@ def extraction_pool(workers: int | None = None, *,
 
 def exit_with_parent(parent_pid: int) -> None:
     """Pool initializer: end this worker as soon as `parent_pid` has exited."""
-    try:
-        pidfd = os.pidfd_open(parent_pid)
-    except ProcessLookupError:
+    if not when_process_exits(parent_pid, lambda: os._exit(1)):
         os._exit(1)  # the caller died before this worker started
+
+
+def when_process_exits(pid: int, callback: Callable[[], None]) -> bool:
+    """Call `callback` from a daemon thread once process `pid` has exited.
+
+    False when `pid` is already gone. Without pidfds (not Linux) nothing is
+    watched and True is returned: the ordinary shutdown paths still apply.
+    """
+    try:
+        pidfd = os.pidfd_open(pid)
+    except ProcessLookupError:
+        return False
     except (AttributeError, OSError):
-        return  # no pidfd here: workers end when the pool is shut down, as usual
+        return True
 
     def watch() -> None:
         select.select([pidfd], [], [])  # readable once the process has exited
-        os._exit(1)
+        callback()
 
-    threading.Thread(target=watch, name="watch-parent", daemon=True).start()
+    threading.Thread(target=watch, name=f"watch-{pid}", daemon=True).start()
+    return True

@@ -357,3 +357,47 @@ def test_upload_command_salvages_indexes_and_archives_a_killed_crawls_leftovers(
     assert [c["status"] for c in captures] == [200] and captures[0]["warc"].startswith("warc/t/")
     missing = run("list", "http://127.0.0.1:9/p5", "--archive", str(archive), cwd=tmp_path, env=env)
     assert missing.returncode != 0
+
+
+def test_crawl_stops_cleanly_when_the_process_that_started_it_dies(make_news_site, tmp_path):
+    """A cancelled run (its process killed) leaves no orphan crawl: the crawl stops as on
+    SIGTERM, closes its WARCs (final names, valid) and releases the spool."""
+    site = make_news_site(n_articles=3000)
+    sources = site.write_sources(tmp_path, delay=0.05, concurrency=1, depth=1, max_pages=3000)
+    spool = tmp_path / "spool" / "testnews"
+    env = {k: v for k, v in os.environ.items() if k not in ("NEWSARCHIVE_SOURCES", "NEWSARCHIVE_SPOOL")}
+    env["PYTHONPATH"] = str(ROOT)
+    # the "run": a parent that starts the crawl as flows.pipeline does, prints its pid, and waits
+    starter = ("import subprocess, sys\n"
+               "p = subprocess.Popen([sys.executable, '-m', 'spiders.crawl', '--source', 'testnews',"
+               f" '--sources', {str(sources)!r}, '--spool', {str(spool)!r}, '--stop-with-parent'],"
+               " stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)\n"
+               "print(p.pid, flush=True)\n"
+               "p.wait()\n")
+    parent = subprocess.Popen([sys.executable, "-c", starter], cwd=ROOT, env=env, stdout=subprocess.PIPE, text=True)
+    crawl_pid = int(parent.stdout.readline())
+    try:
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline:
+            opened = [p for p in spool.rglob("*.warc.gz.open") if not p.name.endswith(".text.warc.gz.open")]
+            if opened and _whole_responses(opened[0]) >= 10:
+                break
+            time.sleep(0.1)
+        assert opened, "the crawl wrote nothing"
+    finally:
+        parent.send_signal(signal.SIGKILL)
+        parent.wait()
+    deadline = time.monotonic() + 60  # a bound on waiting, not a speed target
+    while Path(f"/proc/{crawl_pid}").exists() and time.monotonic() < deadline:
+        state = Path(f"/proc/{crawl_pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+        if state == "Z":
+            break
+        time.sleep(0.2)
+    state = Path(f"/proc/{crawl_pid}/stat").read_text().rsplit(")", 1)[1].split()[0] \
+        if Path(f"/proc/{crawl_pid}").exists() else "gone"
+    assert state in ("Z", "gone"), "the crawl outlived the process that started it"
+    assert not list(spool.rglob("*.open")), "the crawl did not close its files"
+    warcs = sorted(spool.rglob("*.warc.gz"))
+    assert warcs
+    warcio_check(warcs)
+    recover_spool(spool)  # and the spool lock is free again
