@@ -10,7 +10,9 @@ STAMP  := $(VENV)/.installed
 PYWB   := .venv-pywb
 PYTEST_ARGS ?=
 
+# No telemetry from Prefect's server or client: tests talk only to loopback.
 export PREFECT_SERVER_ANALYTICS_ENABLED ?= false
+export DO_NOT_TRACK ?= 1
 export PREFECT_HOME ?= $(CURDIR)/.prefect
 
 .PHONY: all setup demo test bench clean system-packages

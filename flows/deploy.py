@@ -39,6 +39,7 @@ class DeployError(Exception):
 def _prefect_env() -> dict[str, str]:
     env = dict(os.environ)
     env.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
+    env.setdefault("DO_NOT_TRACK", "1")  # as the crawl command: no client usage data unless asked for
     env["PREFECT_CLI_PROMPT"] = "false"
     return env
 
