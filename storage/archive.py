@@ -171,7 +171,12 @@ class Archive:
         """Catalog rows (contract fields plus record_id, urlkey, source)."""
         self._url(url)
         rows = self.catalog.captures(url, match_type, with_status_only=True, **query)
-        return [r for r in rows if r["mime"] != "warc/revisit" or r["status"]]
+        rows = [r for r in rows if r["mime"] != "warc/revisit" or r["status"]]
+        for r in rows:
+            if r["mime"] == "warc/revisit" and not r["text"]:  # unchanged: the original's text stands for it
+                original = self.catalog.original_of(r["url"], r["digest"], None, r["timestamp"])
+                r["text"] = bool(original and original["text"])
+        return rows
 
     def nearest(self, url: str, at: str | datetime | None = None) -> dict:
         """The capture of ``url`` nearest to ``at`` (the newest when ``at`` is None).
@@ -216,32 +221,60 @@ class Archive:
             raise ArchiveError(f"damaged WARC record {what}: {exc}") from None
         raise ArchiveError(f"no WARC record at {what}")
 
+    def original(self, capture: dict) -> dict | None:
+        """For a revisit capture, the capture whose payload it repeats (the record
+        its WARC-Refers-To names, else the newest earlier one of the same URL with
+        the same payload digest); None for any other capture or when it is missing."""
+        if capture.get("mime") != "warc/revisit":
+            return None
+        what = f"{capture['warc']}@{capture['offset']}"
+        rec = self._parsed(self.record(capture), what)
+        return self.catalog.original_of(capture["url"], capture.get("digest"),
+                                        rec.rec_headers.get_header("WARC-Refers-To"), capture["timestamp"])
+
+    def _payload_record(self, capture: dict, rec):
+        """The record holding the payload of ``capture`` (``rec``, or for a revisit its original)."""
+        if rec.rec_type != "revisit":
+            return rec
+        original = self.catalog.original_of(capture["url"], capture.get("digest"),
+                                            rec.rec_headers.get_header("WARC-Refers-To"), capture["timestamp"])
+        if original is None:
+            raise NotFound(f"revisit of {capture['url']} at {capture['timestamp']}: the capture it refers to "
+                           f"is not in {self.location}")
+        return self._parsed(self.record(original), f"{original['warc']}@{original['offset']}")
+
     def http_response(self, capture: dict) -> tuple[str, list[tuple[str, str]], bytes, bytes]:
         """``(status line, headers, raw payload, payload without transfer-encoding)``.
 
         The raw payload is exactly the bytes stored after the HTTP headers; the
         second form has chunked transfer-coding removed but content-encoding
         (gzip, br, ...) kept, as a client would receive it over a connection.
+        A revisit answers with its own status line and headers and the payload
+        of the capture it refers to.
         """
         what = f"{capture['warc']}@{capture['offset']}"
         rec = self._parsed(self.record(capture), what)
         if rec.http_headers is None:
             raise ArchiveError(f"record {what} has no HTTP response")
-        raw = rec.raw_stream.read()
         headers = list(rec.http_headers.headers)
+        status = rec.http_headers.statusline
+        chunked = (rec.http_headers.get_header("Transfer-Encoding") or "").lower().strip() == "chunked"
+        rec = self._payload_record(capture, rec)
+        raw = rec.raw_stream.read()
         body = raw
-        if (rec.http_headers.get_header("Transfer-Encoding") or "").lower().strip() == "chunked":
+        if chunked:
             try:
                 body = ChunkedDataReader(io.BytesIO(raw), raise_exceptions=True).read()
             except Exception:
                 body = raw  # not really chunked: keep the bytes as they were
-        return rec.http_headers.statusline, headers, raw, body
+        return status, headers, raw, body
 
     def payload(self, capture: dict, *, decoded: bool = False) -> bytes:
         """The HTTP payload: as stored, or (``decoded``) with chunking and
-        content-encoding removed, the HTML a browser would parse."""
+        content-encoding removed, the HTML a browser would parse. A revisit's
+        payload is its original's."""
         what = f"{capture['warc']}@{capture['offset']}"
-        rec = self._parsed(self.record(capture), what)
+        rec = self._payload_record(capture, self._parsed(self.record(capture), what))
         if not decoded:
             return rec.raw_stream.read()
         try:
@@ -251,6 +284,13 @@ class Archive:
 
     def text_record(self, capture: dict) -> dict | None:
         return self.catalog.text_of(capture.get("record_id"))
+
+    def _text_capture(self, capture: dict) -> dict:
+        """The capture whose text stands for ``capture``: a revisit's original
+        (unchanged content is not extracted again), else the capture itself."""
+        if capture.get("mime") == "warc/revisit" and not self.text_record(capture):
+            return self.original(capture) or capture
+        return capture
 
     def _article_key(self, capture: dict, ext: str) -> str | None:
         source = capture["warc"].split("/")[1] if capture["warc"].startswith("warc/") else None
@@ -273,6 +313,7 @@ class Archive:
 
     def text(self, capture: dict) -> str:
         """The plain-text form: the conversion record, else ``articles/...txt``."""
+        capture = self._text_capture(capture)
         conv = self.text_record(capture)
         if conv:
             what = f"{conv['warc']}@{conv['offset']}"
@@ -285,6 +326,7 @@ class Archive:
 
     def metadata(self, capture: dict) -> dict:
         """The article's metadata (``articles/...json``) with its ``text``."""
+        capture = self._text_capture(capture)
         text = self.text(capture)
         data = self._optional(self._article_key(capture, "json"))
         if data is not None:

@@ -22,7 +22,7 @@ import threading
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Iterable
+from typing import Iterable, Iterator
 
 from storage import cdxj, urls
 
@@ -275,6 +275,53 @@ class Catalog:
             args.append(until)
         sql.append("ORDER BY timestamp, urlkey, warc, offset")
         return [_capture_dict(row) for row in self._db().execute(" ".join(sql), args)]
+
+    def latest_per_url(self, source: str) -> Iterator[dict]:
+        """For each URL captured for ``source``: its newest capture (``timestamp``,
+        ``status``, ``mime``) and the newest capture holding a payload (not a
+        revisit: ``digest``, ``record_id``, ``warc``, ``date`` as its timestamp),
+        the record a revisit of unchanged content would refer to. Ordered by URL key."""
+        rows = self._db().execute(
+            f"SELECT {_CAPTURE_COLUMNS}, 0 AS has_text FROM captures c WHERE source = ? AND status IS NOT NULL "
+            "ORDER BY urlkey, url, timestamp, warc, offset", (source,))
+        current: dict | None = None
+        for row in rows:
+            c = _capture_dict(row)
+            if current is None or current["url"] != c["url"]:
+                if current is not None:
+                    yield current
+                current = {"url": c["url"], "timestamp": None, "status": None, "mime": None,
+                           "digest": None, "record_id": None, "warc": None, "date": None}
+            current.update(timestamp=c["timestamp"], status=c["status"], mime=c["mime"])
+            if c["mime"] != "warc/revisit":
+                current.update(digest=c["digest"], record_id=c["record_id"], warc=c["warc"], date=c["timestamp"])
+        if current is not None:
+            yield current
+
+    def original_of(self, url: str, digest: str | None, refers_to: str | None = None,
+                    before: str | None = None) -> dict | None:
+        """The capture a revisit record stands for: the one its WARC-Refers-To names,
+        else the newest non-revisit capture of ``url`` with the same payload digest
+        at or before ``before``."""
+        if refers_to:
+            row = self._db().execute(
+                f"SELECT {_CAPTURE_COLUMNS}, EXISTS (SELECT 1 FROM texts t WHERE t.refers_to = c.record_id)"
+                " AS has_text FROM captures c WHERE record_id = ? AND mime IS NOT 'warc/revisit' LIMIT 1",
+                (refers_to,)).fetchone()
+            if row is not None:
+                return _capture_dict(row)
+        if not digest:
+            return None
+        start, end = urls.search_range(url, "exact")
+        sql = (f"SELECT {_CAPTURE_COLUMNS}, EXISTS (SELECT 1 FROM texts t WHERE t.refers_to = c.record_id)"
+               " AS has_text FROM captures c WHERE urlkey >= ? AND urlkey < ? AND digest = ?"
+               " AND mime IS NOT 'warc/revisit'")
+        args: list = [start, end, digest]
+        if before:
+            sql += " AND timestamp <= ?"
+            args.append(before)
+        row = self._db().execute(sql + " ORDER BY timestamp DESC LIMIT 1", args).fetchone()
+        return _capture_dict(row) if row is not None else None
 
     def text_of(self, record_id: str | None) -> dict | None:
         """The newest conversion record that refers to ``record_id``."""
