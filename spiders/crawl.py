@@ -1,7 +1,7 @@
 """`python -m spiders.crawl`: one crawl of one source into a spool folder.
 
     python -m spiders.crawl --source NAME [--sources FILE] --spool DIR
-        [--max-pages N] [--stats-out FILE] [--progress] [--lock-fd FD]
+        [--max-pages N] [--stats-out FILE] [--progress] [--lock-fd FD] [--seen FILE]
 
 Exit codes: 0 the crawl ran (page errors are in the stats); 2 bad input
 (unknown source, invalid sources file); 3 nothing could be fetched; 4 the
@@ -113,10 +113,15 @@ def summary(source: str, stats: dict, spider_samples: list[dict] = ()) -> dict:
         "files": sorted(stats.get("newsarchive/files", [])),
         "status_counts": {k[len(status_prefix):]: v for k, v in sorted(stats.items())
                           if k.startswith(status_prefix)},
+        # incremental crawls (--seen): archived articles not fetched again, unchanged
+        # pages written as revisit records, unchanged articles not extracted again
+        "skipped_seen": stats.get("newsarchive/skipped_seen", 0),
+        "revisits": stats.get("newsarchive/revisits", 0),
+        "unchanged": stats.get("newsarchive/unchanged", 0),
     }
 
 
-def source_settings(source, *, spool: str, progress: bool = False) -> dict:
+def source_settings(source, *, spool: str, progress: bool = False, seen: str | None = None) -> dict:
     """Per-source Scrapy settings, applied over spiders.settings.
 
     The page limit is not a setting: NewsSpider's scope gate enforces
@@ -126,6 +131,7 @@ def source_settings(source, *, spool: str, progress: bool = False) -> dict:
         "NEWSARCHIVE_SPOOL": str(spool),
         "NEWSARCHIVE_SOURCE": source.name,
         "NEWSARCHIVE_PROGRESS": progress,
+        "NEWSARCHIVE_SEEN": seen,
     }
     delay = getattr(source, "delay", None)
     if delay is not None:
@@ -146,6 +152,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--max-pages", type=int, default=None, help="stop after N pages (default: the source's)")
     parser.add_argument("--stats-out", default=None, help="write the crawl stats JSON here")
     parser.add_argument("--progress", action="store_true", help="JSON lines on stdout for each page and article")
+    parser.add_argument("--seen", default=None,
+                        help="JSON lines of the archive's latest capture per URL (spiders/seen.py): archived "
+                             "articles not due for a re-check are skipped, unchanged pages become revisit records")
     parser.add_argument("--stop-with-parent", action="store_true",
                         help="stop gracefully (as on SIGTERM) when the process that started the crawl exits")
     parser.add_argument("--lock-fd", type=int, default=None,
@@ -205,7 +214,8 @@ def main(argv: list[str] | None = None) -> int:
     settings.setmodule("spiders.settings", priority="project")
     if args.max_pages is not None:
         source = dataclasses.replace(source, max_pages=args.max_pages)
-    settings.update(source_settings(source, spool=str(spool.resolve()), progress=args.progress),
+    settings.update(source_settings(source, spool=str(spool.resolve()), progress=args.progress,
+                                    seen=str(Path(args.seen).resolve()) if args.seen else None),
                     priority="cmdline")
     process = CrawlerProcess(settings)
     crawler = process.create_crawler(NewsSpider)

@@ -38,6 +38,7 @@ from scrapy.utils.sitemap import sitemap_urls_from_robots
 from twisted.internet import error as twisted_errors
 
 from spiders.feeds import FeedError, parse_xml_index
+from spiders.seen import SeenCaptures
 from spiders.sources import Source, SourcesError, default_sources_path, host_key, load_sources
 
 logger = logging.getLogger(__name__)
@@ -83,6 +84,8 @@ class NewsSpider(scrapy.Spider):
         if not crawler.settings.frozen:
             crawler.settings.set("DOWNLOAD_DELAY", source.delay, priority="spider")
             crawler.settings.set("CONCURRENT_REQUESTS_PER_DOMAIN", source.concurrency, priority="spider")
+        # What the archive holds already (--seen): archived articles not due for a re-check are skipped
+        spider.seen = SeenCaptures.load(crawler.settings.get("NEWSARCHIVE_SEEN"))
         crawler.signals.connect(spider._gate, signal=signals.request_scheduled)
         crawler.signals.connect(spider._robots_parsed, signal=signals.robots_parsed)
         return spider
@@ -96,6 +99,7 @@ class NewsSpider(scrapy.Spider):
         self._seen: set[bytes] = set()  # request fingerprints admitted by the gate
         self.pages = 0  # requests admitted for fetching (robots.txt and retries not counted)
         self.error_samples: list[dict] = []
+        self.seen = SeenCaptures()  # replaced in from_crawler by the archive's state
         self._links = LinkExtractor(deny=source.deny, unique=True)
 
     # -- where the crawl starts -------------------------------------------
@@ -149,6 +153,11 @@ class NewsSpider(scrapy.Spider):
         if fp in self._seen:
             stats.inc_value("newsarchive/dropped/duplicate")
             raise IgnoreRequest(f"already requested: {request.url}")
+        if request.meta.get("article") and not self.seen.due(request.url, self.source.recheck):
+            # archived (2xx) and not due for a re-check; feeds, sitemaps and listings always pass
+            self._seen.add(fp)
+            stats.inc_value("newsarchive/skipped_seen")
+            raise IgnoreRequest(f"archived, not due for a re-check: {request.url}")
         if self.pages >= self.source.max_pages:
             stats.inc_value("newsarchive/dropped/max_pages")
             raise IgnoreRequest(f"max_pages ({self.source.max_pages}) reached: {request.url}")
@@ -190,7 +199,11 @@ class NewsSpider(scrapy.Spider):
         if not isinstance(response, HtmlResponse):
             return  # a PDF, image or feed linked from a page: archived, nothing to read
         meta = response.meta
-        if meta.get("article") or self.is_article_url(response.url):
+        is_article = meta.get("article") or self.is_article_url(response.url)
+        if is_article and (meta.get("capture") or {}).get("revisit"):
+            # the payload the archive holds already (a revisit record): its text exists
+            self.crawler.stats.inc_value("newsarchive/unchanged")
+        elif is_article:
             self.crawler.stats.inc_value("newsarchive/articles")
             yield {
                 "kind": "article",

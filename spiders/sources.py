@@ -41,6 +41,7 @@ class Source:
     max_pages: int = 1000
     delay: float = 1.0
     concurrency: int = 4
+    recheck: float = 24.0  # hours before an archived article is fetched again (0: every run)
     schedule: str | None = None
     tags: tuple[str, ...] = field(default=())
 
@@ -76,6 +77,8 @@ _KEYS = {
     "max_pages": (lambda v: _is_int(v, 1), "an integer >= 1"),
     "delay": (lambda v: isinstance(v, (int, float)) and not isinstance(v, bool) and v >= 0, "a number of seconds >= 0"),
     "concurrency": (lambda v: _is_int(v, 1), "an integer >= 1"),
+    "recheck": (lambda v: isinstance(v, (int, float)) and not isinstance(v, bool) and v >= 0,
+                "a number of hours >= 0"),
     "schedule": (lambda v: isinstance(v, str), "a cron string"),
     "tags": (_is_str_list, "a list of strings"),
 }
@@ -140,8 +143,9 @@ def _source_from_table(table: dict) -> Source:
     if "schedule" in table:
         _check_cron(table["schedule"])
     kwargs = {k: tuple(v) if isinstance(v, list) else v for k, v in table.items()}
-    if "delay" in kwargs:
-        kwargs["delay"] = float(kwargs["delay"])
+    for key in ("delay", "recheck"):
+        if key in kwargs:
+            kwargs[key] = float(kwargs[key])
     return Source(**kwargs)
 
 

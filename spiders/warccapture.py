@@ -14,6 +14,12 @@ stored status line is the one the server sent.
 
 Each pair goes through `spiders.warcfiles.RotatingWarcWriter` and the response
 record's place is stored in request.meta["capture"] for the pipeline.
+
+Unchanged pages: when the archive's last capture of the URL with a payload
+(the spider's `seen`, from `--seen`) has the same payload digest, the pair is
+a `revisit` record (profile identical-payload-digest, HTTP headers kept, no
+payload block) referring to that capture, and its request; the capture dict
+then says `"revisit": True`.
 """
 
 from __future__ import annotations
@@ -34,6 +40,7 @@ from warcio.statusandheaders import StatusAndHeaders
 
 from spiders.crawl import add_files
 from spiders.limits import TRUNCATED_META
+from spiders.seen import payload_digest, warc_date
 from spiders.warcfiles import CONFORMS_TO, DEFAULT_MAX_SIZE, FORMAT, RotatingWarcWriter, record_builder
 from storage import layout
 
@@ -199,11 +206,18 @@ class WarcCaptureMiddleware:
         if truncated:
             resp_warc["WARC-Truncated"] = truncated
         body = response.body
-        resp_record = self.builder.create_warc_record(
-            url, "response", payload=BytesIO(body), length=len(body),
-            warc_headers_dict=resp_warc,
-            http_headers=StatusAndHeaders(status_line(response.status, request.meta.pop(REASON_META, None)),
-                                          header_lines(response.headers), protocol=protocol))
+        http_headers = StatusAndHeaders(status_line(response.status, request.meta.pop(REASON_META, None)),
+                                        header_lines(response.headers), protocol=protocol)
+        earlier = self._unchanged(url, body, truncated)
+        if earlier is not None:
+            resp_warc["WARC-Refers-To"] = earlier["record_id"]
+            resp_record = self.builder.create_revisit_record(
+                url, earlier["digest"], url, warc_date(earlier["date"]),
+                http_headers=http_headers, warc_headers_dict=resp_warc)  # no payload block
+        else:
+            resp_record = self.builder.create_warc_record(
+                url, "response", payload=BytesIO(body), length=len(body),
+                warc_headers_dict=resp_warc, http_headers=http_headers)
 
         target, host = request_target(url)
         req_headers = [("Host", host)] + header_lines(request.headers)
@@ -216,8 +230,19 @@ class WarcCaptureMiddleware:
             http_headers=StatusAndHeaders(f"{request.method} {target} {protocol}", req_headers))
 
         written = self._writer().write_group([resp_record, req_record])[0]
-        return {"warc": written.key, "offset": written.offset, "length": written.length,
-                "record_id": written.record_id, "date": written.date, "truncated": bool(truncated)}
+        capture = {"warc": written.key, "offset": written.offset, "length": written.length,
+                   "record_id": written.record_id, "date": written.date, "truncated": bool(truncated)}
+        if earlier is not None:
+            capture["revisit"] = True
+            self.crawler.stats.inc_value("newsarchive/revisits")
+        return capture
+
+    def _unchanged(self, url: str, body: bytes, truncated) -> dict | None:
+        """The archive's capture of ``url`` whose payload ``body`` repeats, if any."""
+        seen = getattr(self.crawler.spider, "seen", None)
+        if not seen or not body or truncated:
+            return None
+        return seen.revisit_of(url, payload_digest(body))
 
     def spider_closed(self, spider, reason):
         if self.writer is not None:

@@ -55,7 +55,8 @@ def cli_crawl(news_site, tmp_path_factory):
 def test_cli_writes_stats_json_as_documented(cli_crawl):
     proc, spool, stats = cli_crawl
     assert set(stats) == {"source", "started", "finished", "pages", "articles", "bytes", "errors",
-                          "error_samples", "files", "status_counts"}
+                          "error_samples", "files", "status_counts", "skipped_seen", "revisits", "unchanged"}
+    assert stats["skipped_seen"] == stats["revisits"] == 0  # no --seen: a full crawl
     assert stats["source"] == "testnews"
     assert stats["started"] <= stats["finished"]
     assert 0 < stats["articles"] < stats["pages"]

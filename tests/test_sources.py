@@ -20,6 +20,7 @@ depth = 3
 max_pages = 50
 delay = 2
 concurrency = 2
+recheck = 6
 schedule = "*/15 6-22 * * mon-fri"
 tags = ["test"]
 
@@ -42,13 +43,14 @@ def test_the_documented_schema_loads(tmp_path):
     assert ex == Source(
         name="example", start_urls=("https://www.example.com/",), feeds=("https://example.com/rss.xml",),
         sitemaps=("https://news.example.org/sitemap.xml",), allow=(r"/\d{4}/\d{2}/",), deny=("/video/",),
-        depth=3, max_pages=50, delay=2.0, concurrency=2, schedule="*/15 6-22 * * mon-fri", tags=("test",))
+        depth=3, max_pages=50, delay=2.0, concurrency=2, recheck=6.0, schedule="*/15 6-22 * * mon-fri", tags=("test",))
     assert ex.hosts == {"example.com", "news.example.org"}  # www.example.com is example.com
 
 
 def test_defaults_apply_when_only_name_and_a_url_are_given(tmp_path):
     src = load_sources(write(tmp_path, FULL))["feed-only-2"]
     assert (src.depth, src.max_pages, src.delay, src.concurrency, src.schedule, src.tags) == (2, 1000, 1.0, 4, None, ())
+    assert src.recheck == 24  # hours before an archived article is fetched again
     assert src.hosts == {"127.0.0.1"}
 
 
@@ -71,6 +73,8 @@ BAD = [
     ('name = "x"\nstart_urls = ["https://a.example/"]\nmax_pages = 0', "max_pages must be an integer >= 1"),
     ('name = "x"\nstart_urls = ["https://a.example/"]\ndepth = true', "depth must be an integer >= 0"),
     ('name = "x"\nstart_urls = ["https://a.example/"]\ndelay = -1', "delay must be a number of seconds >= 0"),
+    ('name = "x"\nstart_urls = ["https://a.example/"]\nrecheck = -1', "recheck must be a number of hours >= 0"),
+    ('name = "x"\nstart_urls = ["https://a.example/"]\nrecheck = "daily"', "recheck must be a number of hours >= 0"),
 ]
 
 
