@@ -70,8 +70,10 @@ def ensure_source_limit(source: str) -> str:
 # --------------------------------------------------------------------------- tasks
 
 @task(name="fetch", cache_policy=NO_CACHE, task_run_name="fetch-{source}")
-def fetch(source: str, sources_file: str, spool: str, max_pages: int | None = None) -> dict:
-    """Crawl the source into its spool (fetch + extraction, in a subprocess)."""
+def fetch(source: str, sources_file: str, spool: str, max_pages: int | None = None,
+          archive: str | None = None) -> dict:
+    """Crawl the source into its spool (fetch + extraction, in a subprocess), skipping
+    what the archive's catalog says is archived and not due for a re-check."""
     logger = get_run_logger()
 
     def on_log(line: str) -> None:
@@ -80,8 +82,10 @@ def fetch(source: str, sources_file: str, spool: str, max_pages: int | None = No
         else:
             logger.debug(line)
 
-    stats = pipeline.run_crawl(source, sources_file=sources_file, spool=spool, max_pages=max_pages,
-                               on_log=on_log)
+    with pipeline.lock_spool(spool, source) as lock:
+        seen = pipeline.export_seen(archive, source, spool) if archive else None
+        stats = pipeline.run_crawl(source, sources_file=sources_file, spool=spool, max_pages=max_pages,
+                                   on_log=on_log, lock=lock, seen=seen)
     logger.info("%s: %s pages, %s articles, %s bytes, %s errors", source, stats.get("pages"),
                 stats.get("articles"), stats.get("bytes"), pipeline.error_total(stats))
     return stats
@@ -153,7 +157,7 @@ def crawl_source(source: str, sources_file: str | None = None, archive: str | No
         stats: dict | None = None
         recovered = recover(spool, source)  # a crawl of this source killed earlier
         try:
-            stats = fetch(source, sources_file, spool, max_pages)
+            stats = fetch(source, sources_file, spool, max_pages, archive)
         except pipeline.CrawlError as exc:
             crawl_error = exc
             logger.error("%s", exc)

@@ -4,6 +4,9 @@ The data flow (docs/ARCHITECTURE.md):
 
     recover        make final what a crawl killed earlier left (`.open` files:
                    whole records and pairs kept, torn tails cut; storage/recovery.py)
+    export_seen    the archive's catalog (synced) -> SPOOL/.seen.jsonl, the latest
+                   capture per URL of the source: what makes the crawl incremental
+                   on any machine (no archive or catalog yet: a full crawl)
     run_crawl      the crawl subprocess (`python -m spiders.crawl`): fetch, and
                    extraction inside it (the spider's item pipeline sends every
                    article to a process pool), into the source's spool folder
@@ -135,9 +138,12 @@ def source_spool(archive: str, source: str) -> Path:
 # --------------------------------------------------------------------------- crawl
 
 def _crawl_command(source: str, sources_file: str | os.PathLike, spool: str | os.PathLike,
-                   stats_out: str, max_pages: int | None, lock_fd: int | None = None) -> list[str]:
+                   stats_out: str, max_pages: int | None, lock_fd: int | None = None,
+                   seen: str | os.PathLike | None = None) -> list[str]:
     cmd = [sys.executable, "-m", "spiders.crawl", "--source", source, "--sources", str(sources_file),
            "--spool", str(spool), "--stats-out", stats_out, "--progress", "--stop-with-parent"]
+    if seen is not None:
+        cmd += ["--seen", str(seen)]
     if lock_fd is not None:
         cmd += ["--lock-fd", str(lock_fd)]
     if max_pages is not None:
@@ -177,7 +183,7 @@ def _project_root() -> Path:
 def run_crawl(source_name: str, *, sources_file: str | os.PathLike, spool: str | os.PathLike,
               max_pages: int | None = None, on_event: EventCallback | None = None,
               on_log: Callable[[str], None] | None = None, timeout: float | None = None,
-              lock: Any = None) -> dict:
+              lock: Any = None, seen: str | os.PathLike | None = None) -> dict:
     """Crawl one source into `spool` in a subprocess; return its stats dict.
 
     Fetching and extraction both happen inside the subprocess (Scrapy's
@@ -188,6 +194,7 @@ def run_crawl(source_name: str, *, sources_file: str | os.PathLike, spool: str |
     (exit 2) or an unreachable site (exit 3), and for any other failure;
     SourceBusy when another process holds the spool lock. The subprocess gets
     the spool lock's descriptor (`lock`, or one taken here) and shares it.
+    `seen` is the file `export_seen` wrote (None: a full crawl).
     """
     layout.safe_source(source_name)
     spool = Path(spool)
@@ -205,7 +212,7 @@ def run_crawl(source_name: str, *, sources_file: str | os.PathLike, spool: str |
         except BaseException:
             Path(stats_out).unlink(missing_ok=True)
             raise
-    cmd = _crawl_command(source_name, sources_file, spool, stats_out, max_pages, lock.fd)
+    cmd = _crawl_command(source_name, sources_file, spool, stats_out, max_pages, lock.fd, seen)
     log.debug("running %s", " ".join(cmd))
     tail: deque[str] = deque(maxlen=40)
 
@@ -281,6 +288,34 @@ def run_crawl(source_name: str, *, sources_file: str | os.PathLike, spool: str |
     else:
         message = f"crawl process failed (exit {code})" + (f": {last}" if last else "")
     raise CrawlError(f"{source_name}: {message}", source=source_name, exit_code=code, stats=stats)
+
+
+SEEN_NAME = ".seen.jsonl"  # a dot file: never uploaded
+
+
+def export_seen(archive: str, source: str, spool: str | os.PathLike) -> Path | None:
+    """Write the archive's latest capture per URL of `source` (from its catalog,
+    synced first) to SPOOL/.seen.jsonl for the crawl's `--seen`; return the path.
+
+    None when there is nothing to read yet (no archive folder) or the catalog
+    cannot be read (logged): the crawl is then a full one, never a failed one.
+    """
+    from spiders.seen import write_seen
+    from storage.archive import open_archive
+
+    path = Path(spool) / SEEN_NAME
+    path.unlink(missing_ok=True)  # never a stale state from an earlier run
+    if "://" not in archive and not Path(archive).is_dir():
+        return None
+    try:
+        catalog = open_archive(archive).catalog
+        n = write_seen(catalog.latest_per_url(layout.safe_source(source)), path)
+    except Exception as exc:  # a crawl must not fail for want of its dedupe state
+        log.warning("%s: cannot read what the archive holds (crawling everything): %s", source, exc)
+        path.unlink(missing_ok=True)
+        return None
+    log.info("%s: %d URLs already archived", source, n)
+    return path
 
 
 def _read_stats(path: str) -> dict | None:
@@ -491,6 +526,8 @@ def summarize(stats: Mapping[str, Any] | None, report: Any = None, *, archive: s
         "error_total": error_total(stats),
         "error_samples": list(stats.get("error_samples") or [])[:10],
         "status_counts": dict(stats.get("status_counts") or {}),
+        "skipped_seen": int(stats.get("skipped_seen") or 0),
+        "revisits": int(stats.get("revisits") or 0),
         "files": files,
         "archive": archive,
         "failed": _report_failures(report) if report is not None else [],
@@ -538,6 +575,9 @@ def summary_markdown(summary: Mapping[str, Any]) -> str:
         f"| {summary['pages']} | {summary['articles']} | {summary['bytes']} | {summary['error_total']} |",
         "",
     ]
+    if summary.get("skipped_seen") or summary.get("revisits"):
+        lines += [f"Incremental: {summary.get('skipped_seen', 0)} archived articles skipped (not due for a "
+                  f"re-check), {summary.get('revisits', 0)} unchanged pages archived as revisits.", ""]
     if summary["errors"]:
         lines += ["## Errors by kind", "", "| kind | count |", "|---|---:|"]
         lines += [f"| {k} | {v} |" for k, v in summary["errors"].items()]
@@ -583,9 +623,10 @@ def run_source(source_name: str, *, sources_file: str | os.PathLike | None = Non
     stats: dict | None = None
     with lock_spool(spool, source_name) as lock:
         recovered = recover(spool, source_name)  # a crawl killed earlier
+        seen = export_seen(archive, source_name, spool)
         try:
             stats = run_crawl(source_name, sources_file=sources_file, spool=spool, max_pages=max_pages,
-                              on_event=on_event, lock=lock)
+                              on_event=on_event, lock=lock, seen=seen)
         except CrawlError as exc:
             crawl_error = exc
         recovered.extend(recover(spool, source_name))  # this crawl, if it was killed

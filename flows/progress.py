@@ -261,6 +261,10 @@ def print_summary(summaries: Iterable[Any], console: Console | None = None, max_
                 console.print(Text(f"  {key}"), soft_wrap=True)
             if len(files) > max_files:
                 console.print(Text(f"  … and {len(files) - max_files} more", style="dim"))
+        if s.get("skipped_seen") or s.get("revisits"):
+            console.print(Text(f"incremental ({name}): {s.get('skipped_seen') or 0} archived articles skipped "
+                               f"(not due for a re-check), {s.get('revisits') or 0} unchanged pages "
+                               f"archived as revisits"), soft_wrap=True)
         samples = s.get("error_samples") or []
         if samples:
             console.print(Text(f"sample errors ({name}):", style="bold"))

@@ -35,10 +35,11 @@ CONTRACT = {"timestamp": str, "url": str, "status": int, "mime": str, "digest": 
 
 @pytest.fixture(scope="module")
 def crawled(news_site, tmp_path_factory):
-    """The test site crawled twice into one archive (--no-prefect)."""
+    """The test site crawled twice into one archive (--no-prefect); recheck = 0, so the
+    second crawl fetches every article again and stores unchanged pages as revisits."""
     tmp = tmp_path_factory.mktemp("cli-crawl")
     env = cli_env(tmp)
-    sources = news_site.write_sources(tmp, depth=DEPTH)
+    sources = news_site.write_sources(tmp, depth=DEPTH, recheck=0)
     archive = tmp / "archive"
     first = run("crawl", "testnews", "--sources", sources, "--archive", archive, "--no-prefect",
                 cwd=tmp, env=env, timeout=600)
@@ -87,11 +88,13 @@ def test_list_json_matches_the_contract(news_site, crawled):
         assert re.fullmatch(r"\d{14}", row["timestamp"])
         assert row["url"] == article["url"]
         assert row["status"] == 200
-        assert row["mime"] == "text/html"
         assert row["text"] is True
         assert row["warc"].startswith("warc/testnews/") and row["warc"].endswith(".warc.gz")
         assert (crawled["archive"] / row["warc"]).is_file()
     assert rows[0]["timestamp"] < rows[1]["timestamp"]  # oldest first
+    # the page did not change: the second capture is a revisit of the first
+    assert [r["mime"] for r in rows] == ["text/html", "warc/revisit"]
+    assert rows[1]["digest"] == rows[0]["digest"]
 
 
 def test_list_table_shows_each_capture(news_site, crawled):
@@ -149,12 +152,18 @@ def test_get_as_warc_is_the_record(news_site, crawled):
     from warcio.archiveiterator import ArchiveIterator
 
     article = news_site.article("hearya.com.metal")
-    data = cli(crawled, "get", article["url"], "--as", "warc", text=False).stdout
+    first, second = captures(crawled, article["url"])
+    data = cli(crawled, "get", article["url"], "--at", first["timestamp"], "--as", "warc", text=False).stdout
     assert data[:2] == b"\x1f\x8b"  # one gzip member, as stored
     records = list(ArchiveIterator(io.BytesIO(data)))
     assert len(records) == 1
     assert records[0].rec_type == "response"
     assert records[0].rec_headers.get_header("WARC-Target-URI") == article["url"]
+    # the unchanged second capture is a revisit record referring to the first
+    data = cli(crawled, "get", article["url"], "--as", "warc", text=False).stdout
+    records = list(ArchiveIterator(io.BytesIO(data)))
+    assert len(records) == 1 and records[0].rec_type == "revisit"
+    assert records[0].rec_headers.get_header("WARC-Refers-To") == first["record_id"]
 
 
 def _warc_date(crawled, url: str, at: str) -> str:
@@ -268,7 +277,7 @@ def test_reextract_rederives_the_text_without_fetching(news_site, crawled, tmp_p
     assert result.returncode == 0, result.stderr
     assert len(news_site.server.fetched_paths()) == fetched_before  # nothing fetched
     texts = sorted(out.glob("*.txt"))
-    assert len(texts) == 2  # one per capture
+    assert len(texts) == 1  # one per capture with a payload (the second is a revisit)
     archived = cli(crawled, "get", article["url"], "--as", "text").stdout
     again = texts[-1].read_text(encoding="utf-8")
     assert again.partition("\n\n")[2] == archived.partition("\n\n")[2]  # the same body
