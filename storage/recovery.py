@@ -46,7 +46,7 @@ QUARANTINE = ".quarantine"  # hidden: never indexed, never uploaded
 _CHUNK = 1 << 16
 _MAX_OUT = 1 << 20  # bytes of decompressed output per step: memory stays flat
 _MAX_HEADER = 1 << 20
-_PAIRED = ("request", "response")
+_PAIRED = ("request", "response", "revisit")  # a revisit stands in for a response
 
 
 # --------------------------------------------------------------------------- lock

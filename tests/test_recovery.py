@@ -23,6 +23,7 @@ from pathlib import Path
 
 import pytest
 from warcio.archiveiterator import ArchiveIterator
+from warcio.statusandheaders import StatusAndHeaders
 
 from flows import pipeline
 from spiders.warcfiles import RotatingWarcWriter, record_builder
@@ -401,3 +402,34 @@ def test_crawl_stops_cleanly_when_the_process_that_started_it_dies(make_news_sit
     assert warcs
     warcio_check(warcs)
     recover_spool(spool)  # and the spool lock is free again
+
+
+def test_revisit_pairs_are_kept_like_response_pairs(tmp_path):
+    """An incremental crawl writes revisit + request pairs: salvage keeps them and what follows."""
+    builder = record_builder()
+    writer = RotatingWarcWriter(tmp_path, "t", warcinfo={"software": "test"})
+    ids = []
+    for i in range(4):
+        url = f"http://127.0.0.1:9/p{i}"
+        http = b"HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\n\r\n"
+        if i == 1:  # unchanged since an earlier capture: no payload block
+            first = builder.create_revisit_record(
+                url, "sha1:AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA", url, "2026-01-01T00:00:00Z",
+                http_headers=StatusAndHeaders("200 OK", [("Content-Type", "text/plain")], protocol="HTTP/1.1"))
+        else:
+            body = b"body %d" % i
+            first = builder.create_warc_record(url, "response", payload=io.BytesIO(http + body),
+                                               length=len(http) + len(body))
+        req_bytes = b"GET /p%d HTTP/1.1\r\nHost: 127.0.0.1:9\r\n\r\n" % i
+        req = builder.create_warc_record(url, "request", payload=io.BytesIO(req_bytes), length=len(req_bytes),
+                                         warc_headers_dict={"WARC-Concurrent-To":
+                                                            first.rec_headers.get_header("WARC-Record-ID")})
+        writer.write_group([first, req])
+        ids += [first.rec_headers.get_header("WARC-Record-ID"), req.rec_headers.get_header("WARC-Record-ID")]
+    path = tmp_path / (writer.current_key + layout.OPEN_SUFFIX)
+    writer._fh.close()  # the crawl "dies" after its last whole pair
+
+    recover_spool(tmp_path)
+    final = path.with_name(path.name[: -len(layout.OPEN_SUFFIX)])
+    warcio_check([final])
+    assert [r["id"] for r in read_all(final)][1:] == ids  # every pair, the revisit's and those after it
