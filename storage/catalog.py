@@ -73,6 +73,19 @@ CREATE INDEX IF NOT EXISTS texts_by_refers ON texts (refers_to);
 _CAPTURE_COLUMNS = "urlkey, timestamp, url, status, mime, digest, warc, offset, length, record_id, source"
 
 
+def _captures_where(condition: str, args: list, since: str | None, until: str | None) -> tuple[list[str], list]:
+    """The start of a captures query (with `has_text`), filtered by `condition` and time bounds."""
+    sql = [f"SELECT {_CAPTURE_COLUMNS}, EXISTS (SELECT 1 FROM texts t WHERE t.refers_to = c.record_id)"
+           f" AS has_text FROM captures c WHERE {condition}"]
+    if since:
+        sql.append("AND timestamp >= ?")
+        args.append(since)
+    if until:
+        sql.append("AND timestamp <= ?")
+        args.append(until)
+    return sql, args
+
+
 class CatalogError(Exception):
     """The catalog cannot be opened or an index cannot be read (one-line message)."""
 
@@ -241,15 +254,7 @@ class Catalog:
         first (newest first with ``reverse``); ``since``/``until`` are timestamp
         bounds (inclusive, compared as padded 14-digit strings)."""
         start, end = urls.search_range(url, match_type)
-        sql = [f"SELECT {_CAPTURE_COLUMNS}, EXISTS (SELECT 1 FROM texts t WHERE t.refers_to = c.record_id)"
-               " AS has_text FROM captures c WHERE urlkey >= ? AND urlkey < ?"]
-        args: list = [start, end]
-        if since:
-            sql.append("AND timestamp >= ?")
-            args.append(since)
-        if until:
-            sql.append("AND timestamp <= ?")
-            args.append(until)
+        sql, args = _captures_where("urlkey >= ? AND urlkey < ?", [start, end], since, until)
         if with_status_only:
             sql.append("AND status IS NOT NULL")
         order = "DESC" if reverse else "ASC"
@@ -264,15 +269,7 @@ class Catalog:
 
     def source_captures(self, source: str, *, since: str | None = None,
                         until: str | None = None) -> list[dict]:
-        sql = [f"SELECT {_CAPTURE_COLUMNS}, EXISTS (SELECT 1 FROM texts t WHERE t.refers_to = c.record_id)"
-               " AS has_text FROM captures c WHERE source = ?"]
-        args: list = [source]
-        if since:
-            sql.append("AND timestamp >= ?")
-            args.append(since)
-        if until:
-            sql.append("AND timestamp <= ?")
-            args.append(until)
+        sql, args = _captures_where("source = ?", [source], since, until)
         sql.append("ORDER BY timestamp, urlkey, warc, offset")
         return [_capture_dict(row) for row in self._db().execute(" ".join(sql), args)]
 
