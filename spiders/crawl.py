@@ -121,6 +121,21 @@ def summary(source: str, stats: dict, spider_samples: list[dict] = ()) -> dict:
     }
 
 
+# Operator settings read from the environment: the crawl runs as a subprocess of
+# the CLI or of a Prefect worker, so the environment is how an operator reaches it.
+ENVIRONMENT_SETTINGS = {
+    "NEWSARCHIVE_OPERATOR": "NEWSARCHIVE_OPERATOR",  # warcinfo `operator`: who runs this archive
+    "NEWSARCHIVE_USER_AGENT": "USER_AGENT",  # e.g. with a contact address for the sites crawled
+    "NEWSARCHIVE_WARC_MAX_SIZE": "NEWSARCHIVE_WARC_MAX_SIZE",  # bytes before a WARC rotates
+    "NEWSARCHIVE_MAX_BODY_BYTES": "NEWSARCHIVE_MAX_BODY_BYTES",  # a longer body is truncated
+    "NEWSARCHIVE_EXTRACT_WORKERS": "NEWSARCHIVE_EXTRACT_WORKERS",  # extraction processes
+}
+
+
+def environment_settings(environ=os.environ) -> dict:
+    return {setting: environ[name] for name, setting in ENVIRONMENT_SETTINGS.items() if environ.get(name)}
+
+
 def source_settings(source, *, spool: str, progress: bool = False, seen: str | None = None) -> dict:
     """Per-source Scrapy settings, applied over spiders.settings.
 
@@ -212,6 +227,7 @@ def main(argv: list[str] | None = None) -> int:
         return fail(2, f"cannot lock spool folder {spool}: {exc}")
     settings = Settings()
     settings.setmodule("spiders.settings", priority="project")
+    settings.setdict(environment_settings(), priority="project")
     if args.max_pages is not None:
         source = dataclasses.replace(source, max_pages=args.max_pages)
     settings.update(source_settings(source, spool=str(spool.resolve()), progress=args.progress,

@@ -218,3 +218,26 @@ def test_killed_crawl_keeps_every_pair_it_wrote(tmp_path):
             for rec, payload in read_records(open_files[0]) if rec.rec_type == "response"}
     assert {site.url(p): r.body for p, r in fast.items()}.items() <= kept.items()
     assert site.url("/hang") not in kept
+
+
+def test_operator_settings_come_from_the_environment(tmp_path, news_site):
+    """NEWSARCHIVE_OPERATOR, NEWSARCHIVE_USER_AGENT and NEWSARCHIVE_WARC_MAX_SIZE reach the crawl."""
+    sources = news_site.write_sources(tmp_path, delay=0, concurrency=8, depth=1)
+    spool = tmp_path / "spool"
+    env = {k: v for k, v in os.environ.items() if k != "NEWSARCHIVE_SOURCES"}
+    env.update({"NEWSARCHIVE_OPERATOR": "Archive Desk <archive@example.org>",
+                "NEWSARCHIVE_USER_AGENT": "newsarchive-test (+mailto:archive@example.org)",
+                "NEWSARCHIVE_WARC_MAX_SIZE": "20000"})
+    before = len(news_site.server.requests)
+    proc = subprocess.run([sys.executable, "-m", "spiders.crawl", "--source", "testnews", "--sources", str(sources),
+                           "--spool", str(spool), "--max-pages", "8"], cwd=ROOT, env=env,
+                          capture_output=True, text=True, timeout=180)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    warcs = sorted(p for p in spool.rglob("*.warc.gz") if not p.name.endswith(".text.warc.gz"))
+    assert len(warcs) > 1  # rotated at 20 kB
+    warcio_check(warcs)
+    for path in warcs:
+        info, body = next(read_records(path))
+        assert info.rec_type == "warcinfo" and b"operator: Archive Desk <archive@example.org>" in body
+    agents = {dict(r.headers).get("User-Agent") for r in news_site.server.requests[before:]}
+    assert agents == {"newsarchive-test (+mailto:archive@example.org)"}
