@@ -51,7 +51,7 @@ DOWNLOAD_WARNSIZE = 0
 NEWSARCHIVE_WARC_MAX_SIZE = 1024 * 1024 * 1024  # rotate capture and text WARCs at 1 GB
 NEWSARCHIVE_SPOOL = None  # set by spiders.crawl (--spool)
 NEWSARCHIVE_SOURCE = None  # set by spiders.crawl (--source)
-NEWSARCHIVE_OPERATOR = None  # warcinfo `operator`; set it to a contact for your archive
+NEWSARCHIVE_OPERATOR = None  # warcinfo `operator`: a contact for your archive (env NEWSARCHIVE_OPERATOR)
 NEWSARCHIVE_EXTRACT_WORKERS = None  # None: os.cpu_count()
 NEWSARCHIVE_PROGRESS = False  # JSON-lines progress on stdout
 
