@@ -31,6 +31,19 @@ CHUNK = 1024 * 1024
 TEMP_PREFIX = ".tmp-"  # never a valid key part, so listings skip temp files
 
 
+def fsync_dir(folder: Path) -> None:
+    """Make a rename or new entry in `folder` durable (best effort)."""
+    try:
+        fd = os.open(folder, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass  # some filesystems cannot fsync a folder; the data itself was synced
+    finally:
+        os.close(fd)
+
 class StorageError(Exception):
     """A storage failure, described in one line."""
 
@@ -201,7 +214,7 @@ class LocalBackend(Backend):
                     if os.path.lexists(path):
                         return self._same_or_conflict(key, self._stat_path(key, path), size, sha)
                     os.rename(tmp, path)
-                self._fsync_dir(path.parent)
+                fsync_dir(path.parent)
                 return ObjectInfo(key, size, sha)
             finally:
                 if os.path.lexists(tmp):
@@ -210,19 +223,6 @@ class LocalBackend(Backend):
             raise
         except OSError as e:
             raise StorageError(f"cannot write {key} to {self.location}: {e.strerror or e}") from None
-
-    @staticmethod
-    def _fsync_dir(folder: Path) -> None:
-        try:
-            fd = os.open(folder, os.O_RDONLY)
-        except OSError:
-            return
-        try:
-            os.fsync(fd)
-        except OSError:
-            pass  # some filesystems cannot fsync a folder; the data itself was synced
-        finally:
-            os.close(fd)
 
     def put_file(self, key: str, path: str | os.PathLike) -> ObjectInfo:
         try:

@@ -37,7 +37,7 @@ from pathlib import Path
 from typing import BinaryIO, Iterator
 
 from storage import layout
-from storage.backends import StorageError
+from storage.backends import StorageError, fsync_dir
 
 log = logging.getLogger("newsarchive.recovery")
 
@@ -398,19 +398,6 @@ def validate_warc(path: str | os.PathLike) -> int:
     return count
 
 
-def _fsync_dir(path: Path) -> None:
-    try:
-        fd = os.open(path, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)
-
-
 def _quarantine(spool: Path, path: Path, key: str, why: str, report: RecoveryReport) -> None:
     target = spool / QUARANTINE / key
     target.parent.mkdir(parents=True, exist_ok=True)
@@ -452,7 +439,7 @@ def salvage_warc(spool: Path, path: Path, report: RecoveryReport) -> None:
         _quarantine(spool, path, key, f"{key} already exists in the spool", report)
         return
     os.rename(path, final)
-    _fsync_dir(final.parent)
+    fsync_dir(final.parent)
     s = Salvaged(key, len(kept), sum(m.rec_type == "response" for m in kept),
                  sum(m.rec_type == "conversion" for m in kept), end, size - end)
     report.salvaged.append(s)
