@@ -97,6 +97,15 @@ def read_all(path: Path) -> list[dict]:
     return tolerant_records(path.read_bytes())
 
 
+def request_for(builder, i: int, response):
+    """The request record of page i, linked to its response (or revisit) as the capture links them."""
+    req_bytes = b"GET /p%d HTTP/1.1\r\nHost: 127.0.0.1:9\r\n\r\n" % i
+    return builder.create_warc_record(f"http://127.0.0.1:9/p{i}", "request", payload=io.BytesIO(req_bytes),
+                                      length=len(req_bytes),
+                                      warc_headers_dict={"WARC-Concurrent-To":
+                                                         response.rec_headers.get_header("WARC-Record-ID")})
+
+
 def write_pairs(spool: Path, n: int, *, text: bool = False) -> tuple[Path, list[int]]:
     """An open WARC of n exchanges as the capture middleware writes them (response, then its
     request naming it), or n conversion records; returns the .open path and each group's end."""
@@ -114,11 +123,7 @@ def write_pairs(spool: Path, n: int, *, text: bool = False) -> tuple[Path, list[
             http = b"HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: %d\r\n\r\n" % len(body)
             resp = builder.create_warc_record(url, "response", payload=io.BytesIO(http + body),
                                               length=len(http) + len(body))
-            req_bytes = b"GET /p%d HTTP/1.1\r\nHost: 127.0.0.1:9\r\n\r\n" % i
-            req = builder.create_warc_record(url, "request", payload=io.BytesIO(req_bytes), length=len(req_bytes),
-                                             warc_headers_dict={"WARC-Concurrent-To":
-                                                                resp.rec_headers.get_header("WARC-Record-ID")})
-            written = writer.write_group([resp, req])
+            written = writer.write_group([resp, request_for(builder, i, resp)])
         ends.append(written[-1].offset + written[-1].length)
     path = spool / (writer.current_key + layout.OPEN_SUFFIX)
     writer._fh.close()  # the process "dies": no close(), no rename
@@ -420,10 +425,7 @@ def test_revisit_pairs_are_kept_like_response_pairs(tmp_path):
             body = b"body %d" % i
             first = builder.create_warc_record(url, "response", payload=io.BytesIO(http + body),
                                                length=len(http) + len(body))
-        req_bytes = b"GET /p%d HTTP/1.1\r\nHost: 127.0.0.1:9\r\n\r\n" % i
-        req = builder.create_warc_record(url, "request", payload=io.BytesIO(req_bytes), length=len(req_bytes),
-                                         warc_headers_dict={"WARC-Concurrent-To":
-                                                            first.rec_headers.get_header("WARC-Record-ID")})
+        req = request_for(builder, i, first)
         writer.write_group([first, req])
         ids += [first.rec_headers.get_header("WARC-Record-ID"), req.rec_headers.get_header("WARC-Record-ID")]
     path = tmp_path / (writer.current_key + layout.OPEN_SUFFIX)
