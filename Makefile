@@ -15,7 +15,7 @@ export PREFECT_SERVER_ANALYTICS_ENABLED ?= false
 export DO_NOT_TRACK ?= 1
 export PREFECT_HOME ?= $(CURDIR)/.prefect
 
-.PHONY: all setup demo test bench clean system-packages
+.PHONY: all setup demo test bench clean lock system-packages
 
 all: test
 
@@ -26,10 +26,12 @@ system-packages:
 	  apt-get update -qq && apt-get install -y -qq python3-venv python3-pip; \
 	fi
 
-$(STAMP): pyproject.toml | system-packages
+# Exact versions come from constraints.txt (the set the tests passed with);
+# `make lock` resolves pyproject.toml afresh and rewrites it.
+$(STAMP): pyproject.toml constraints.txt | system-packages
 	$(PYTHON) -m venv $(VENV)
-	$(BIN)/pip install -q --upgrade pip
-	$(BIN)/pip install -q -e '.[test]'
+	$(BIN)/pip install -q -c constraints.txt 'pip'
+	$(BIN)/pip install -q -c constraints.txt -e '.[test]'
 	touch $@
 
 setup: $(STAMP)
@@ -37,10 +39,23 @@ setup: $(STAMP)
 # pywb pins its own dependencies, so it lives in a venv of its own; the tests
 # use it only to prove that pywb replays our WARCs and that py-wacz validates
 # our WACZ exports.
-$(PYWB)/.installed: Makefile
+$(PYWB)/.installed: Makefile constraints-pywb.txt
 	$(PYTHON) -m venv $(PYWB)
-	$(PYWB)/bin/pip install -q pywb wacz
+	$(PYWB)/bin/pip install -q -c constraints-pywb.txt pywb wacz
 	touch $@
+
+# Resolve the dependencies afresh (newest releases pyproject.toml allows) in
+# throw-away venvs and pin what came out. Run `make test` after, then commit.
+lock: | system-packages
+	rm -rf .venv-lock .venv-lock-pywb
+	$(PYTHON) -m venv .venv-lock
+	.venv-lock/bin/pip install -q --upgrade pip
+	.venv-lock/bin/pip install -q -e '.[test]'
+	.venv-lock/bin/pip freeze --all --exclude-editable | grep -vE '^(newsarchive|setuptools|wheel)==' > constraints.txt
+	$(PYTHON) -m venv .venv-lock-pywb
+	.venv-lock-pywb/bin/pip install -q pywb wacz
+	.venv-lock-pywb/bin/pip freeze --all | grep -vE '^(setuptools|wheel)==' > constraints-pywb.txt
+	rm -rf .venv-lock .venv-lock-pywb
 
 demo: $(STAMP)
 	$(BIN)/newsarchive demo
