@@ -20,12 +20,14 @@ import charset_normalizer
 import trafilatura
 from lxml import html as lxml_html
 
+from storage.errors import PageError
+
 __all__ = ["Article", "ExtractionError", "decode_html", "extract_article"]
 
 EXTRACTOR_VERSION = getattr(trafilatura, "__version__", "unknown")
 
 
-class ExtractionError(Exception):
+class ExtractionError(PageError):
     """A page that yields no article: one line saying why, with the URL."""
 
 

@@ -15,13 +15,15 @@ from urllib.parse import urljoin
 
 from lxml import etree
 
+from storage.errors import PageError
+
 __all__ = ["Entry", "FeedError", "parse_xml_index", "parse_feed", "parse_sitemap", "sniff_kind"]
 
 # A gzipped sitemap may expand to this much at most (the sitemaps.org limit is 50 MB).
 MAX_XML_BYTES = 64 * 1024 * 1024
 
 
-class FeedError(Exception):
+class FeedError(PageError):
     """Not a feed or sitemap we can read; one-line message."""
 
 

@@ -23,6 +23,7 @@ from typing import BinaryIO, Iterator
 from urllib.parse import urlparse
 
 from storage import layout
+from storage.errors import NotFound, StorageError
 
 DEFAULT_LOCATION = "./archive"
 DEFAULT_MULTIPART_THRESHOLD = 64 * 1024 * 1024
@@ -44,23 +45,22 @@ def fsync_dir(folder: Path) -> None:
     finally:
         os.close(fd)
 
-class StorageError(Exception):
-    """A storage failure, described in one line."""
-
-    def __init__(self, message: str):
-        super().__init__(" ".join(str(message).split()))
-
-
 class ObjectExistsError(StorageError):
     """The key already holds different content; archived objects are never replaced."""
 
+    http_status = 409
 
-class ObjectNotFoundError(StorageError):
+
+class ObjectNotFoundError(StorageError, NotFound):
     """No object at that key."""
+
+    http_status = 404
 
 
 class BackendUnavailableError(StorageError):
     """The whole backend is unusable (unreachable, no credentials, no bucket): stop trying."""
+
+    http_status = 503
 
 
 @dataclass(frozen=True)

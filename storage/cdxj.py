@@ -16,16 +16,17 @@ import json
 import os
 import tempfile
 from pathlib import Path
-from typing import Iterable, Iterator
+from typing import Iterator
 
 from cdxj_indexer.main import CDXJIndexer, SortingWriter
 
 from storage import layout
+from storage.errors import StorageError
 
 INDEXED_RECORDS = CDXJIndexer.DEFAULT_RECORDS + ["conversion"]
 
 
-class CDXJError(ValueError):
+class CDXJError(StorageError):
     """A line that is not ``KEY TIMESTAMP {json}`` (one-line message)."""
 
 
@@ -120,7 +121,27 @@ def format_line(urlkey: str, timestamp: str, fields: dict) -> str:
     return f"{urlkey} {timestamp} {json.dumps(fields)}\n"
 
 
-def merge_sorted(line_sets: Iterable[Iterable[str]]) -> list[str]:
-    """Several sorted line lists as one sorted list (identical lines once)."""
-    merged = sorted({line for lines in line_sets for line in lines})
-    return merged
+def index_spool(spool: str | os.PathLike) -> tuple[list[str], list[str]]:
+    """Write the CDXJ index of every finished WARC in the spool that has none yet.
+
+    Returns (index keys written, ["KEY: reason" for WARCs that could not be
+    indexed]); a damaged WARC does not stop the others (it is still uploaded,
+    and `newsarchive reindex` can index it later).
+    """
+    from storage.spool import finished_files
+
+    spool = Path(spool)
+    written, failed = [], []
+    for key in finished_files(spool):
+        if not (key.startswith("warc/") and key.endswith(".warc.gz")):
+            continue
+        index_key = layout.index_key(key)
+        if (spool / index_key).exists():
+            continue
+        try:
+            write_index(spool / key, key, spool)
+        except Exception as exc:  # warcio raises assorted errors on a damaged file
+            failed.append(f"{key}: {exc}")
+            continue
+        written.append(index_key)
+    return written, failed

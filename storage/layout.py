@@ -13,6 +13,10 @@ import re
 import socket
 from datetime import datetime, timezone
 
+from warcio.timeutils import datetime_to_timestamp
+
+from storage.errors import BadInput
+
 SAFE_PART = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,199}$")
 SOURCE_NAME = re.compile(r"^[a-z0-9][a-z0-9-]{0,63}$")
 
@@ -21,7 +25,7 @@ OPEN_SUFFIX = ".open"  # a file still being written; never uploaded
 KINDS = ("warc", "indexes", "articles", "runs")
 
 
-class UnsafeKeyError(ValueError):
+class UnsafeKeyError(BadInput):
     """A key part that could escape the archive root or is not a plain name."""
 
 
@@ -56,7 +60,7 @@ def date_folder(when: datetime) -> str:
 
 def warc_timestamp(when: datetime | None = None) -> str:
     """14-digit WARC/CDX timestamp, UTC."""
-    return f"{utc(when):%Y%m%d%H%M%S}"
+    return datetime_to_timestamp(utc(when))
 
 
 def file_timestamp(when: datetime | None = None) -> str:

@@ -11,13 +11,15 @@ import re
 
 import surt
 
+from storage.errors import BadInput
+
 MATCH_TYPES = ("exact", "prefix", "host", "domain")
 
 _SCHEME = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*:")
 _COLLAPSED = re.compile(r"^(https?):/(?!/)", re.IGNORECASE)
 
 
-class URLError(ValueError):
+class URLError(BadInput):
     """A URL that cannot be turned into a key (one-line message)."""
 
 
@@ -42,10 +44,6 @@ def url_key(url: str) -> str:
         raise
     except Exception as exc:  # surt raises assorted errors on garbage
         raise URLError(f"not a URL: {url!r} ({exc})") from None
-
-
-def same_page(a: str, b: str) -> bool:
-    return url_key(a) == url_key(b)
 
 
 def _inc_last_char(text: str) -> str:
