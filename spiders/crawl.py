@@ -213,15 +213,15 @@ def main(argv: list[str] | None = None) -> int:
         return fail(2, f"cannot create spool folder {spool}: {exc.strerror or exc}")
     # Held until this process ends (the kernel drops it then, even on SIGKILL):
     # recovery and upload never touch the .open files of a live crawl.
-    from storage.backends import StorageError
-    from storage.recovery import SpoolBusy, SpoolLock, hold_inherited_lock
+    from storage.errors import StorageError
+    from storage.recovery import SourceBusy, SpoolLock, hold_inherited_lock
 
     try:
         if args.lock_fd is not None:
             hold_inherited_lock(args.lock_fd, spool, source.name)
         else:
             SpoolLock(spool, source.name).acquire()  # never released: the process's exit drops it
-    except SpoolBusy as exc:
+    except SourceBusy as exc:
         return fail(EXIT_BUSY, str(exc))
     except (StorageError, OSError) as exc:
         return fail(2, f"cannot lock spool folder {spool}: {exc}")

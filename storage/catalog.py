@@ -17,14 +17,17 @@ import hashlib
 import os
 import re
 import sqlite3
-import sys
 import threading
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Iterable, Iterator
+from typing import Iterator
+
+import platformdirs
 
 from storage import cdxj, urls
+from storage.capture import REVISIT_MIME, Capture, TextRecord
+from storage.errors import StorageError
 
 CATALOG_NAME = "catalog.sqlite"
 SCHEMA_VERSION = "1"
@@ -71,12 +74,12 @@ CREATE INDEX IF NOT EXISTS texts_by_refers ON texts (refers_to);
 """
 
 _CAPTURE_COLUMNS = "urlkey, timestamp, url, status, mime, digest, warc, offset, length, record_id, source"
+_HAS_TEXT = "EXISTS (SELECT 1 FROM texts t WHERE t.refers_to = c.record_id) AS has_text"
 
 
 def _captures_where(condition: str, args: list, since: str | None, until: str | None) -> tuple[list[str], list]:
     """The start of a captures query (with `has_text`), filtered by `condition` and time bounds."""
-    sql = [f"SELECT {_CAPTURE_COLUMNS}, EXISTS (SELECT 1 FROM texts t WHERE t.refers_to = c.record_id)"
-           f" AS has_text FROM captures c WHERE {condition}"]
+    sql = [f"SELECT {_CAPTURE_COLUMNS}, {_HAS_TEXT} FROM captures c WHERE {condition}"]
     if since:
         sql.append("AND timestamp >= ?")
         args.append(since)
@@ -86,7 +89,7 @@ def _captures_where(condition: str, args: list, since: str | None, until: str | 
     return sql, args
 
 
-class CatalogError(Exception):
+class CatalogError(StorageError):
     """The catalog cannot be opened or an index cannot be read (one-line message)."""
 
 
@@ -98,22 +101,18 @@ class SyncReport:
     skipped: list[str] = field(default_factory=list)  # unreadable index keys (with reason)
     indexes_written: int = 0  # indexes made for WARCs that had none (reindex)
 
-
-def cache_dir() -> Path:
-    """The user cache folder for newsarchive (XDG on Linux, ~/Library/Caches on macOS)."""
-    base = os.environ.get("XDG_CACHE_HOME")
-    if base:
-        return Path(base) / "newsarchive"
-    home = Path.home()
-    if sys.platform == "darwin":
-        return home / "Library" / "Caches" / "newsarchive"
-    if os.name == "nt":
-        return Path(os.environ.get("LOCALAPPDATA", home)) / "newsarchive" / "Cache"
-    return home / ".cache" / "newsarchive"
+    def describe(self) -> str:
+        text = f"{self.indexes} indexes, {self.captures} captures, {self.texts} texts"
+        if self.indexes_written:
+            text += f", {self.indexes_written} indexes written"
+        if self.skipped:
+            text += f", {len(self.skipped)} skipped (first: {self.skipped[0]})"
+        return text
 
 
 def default_path(location: str) -> Path:
-    """Where the catalog of ``location`` lives (``NEWSARCHIVE_CATALOG`` overrides)."""
+    """Where the catalog of ``location`` lives (``NEWSARCHIVE_CATALOG`` overrides):
+    ``ARCHIVE/catalog.sqlite`` for a folder, the user cache folder for S3."""
     override = os.environ.get("NEWSARCHIVE_CATALOG")
     if override:
         return Path(override)
@@ -121,7 +120,7 @@ def default_path(location: str) -> Path:
         label = re.sub(r"[^A-Za-z0-9._-]+", "-", location[5:]).strip("-.")[:60] or "bucket"
         endpoint = os.environ.get("AWS_ENDPOINT_URL_S3") or os.environ.get("AWS_ENDPOINT_URL") or ""
         digest = hashlib.sha1(f"{endpoint}|{location}".encode()).hexdigest()[:12]
-        return cache_dir() / "catalogs" / f"{label}-{digest}.sqlite"
+        return Path(platformdirs.user_cache_dir("newsarchive")) / "catalogs" / f"{label}-{digest}.sqlite"
     return Path(location) / CATALOG_NAME
 
 
@@ -129,10 +128,6 @@ def source_of(warc_key: str) -> str | None:
     """``warc/SOURCE/Y/M/D/NAME`` -> SOURCE."""
     parts = warc_key.split("/")
     return parts[1] if len(parts) == 6 and parts[0] == "warc" else None
-
-
-def timestamp_datetime(ts: str) -> datetime:
-    return datetime.strptime(ts[:14], "%Y%m%d%H%M%S").replace(tzinfo=timezone.utc)
 
 
 def _int_or_none(value) -> int | None:
@@ -155,10 +150,6 @@ class Catalog:
             db.execute("INSERT OR IGNORE INTO meta (key, value) VALUES ('schema', ?)", (SCHEMA_VERSION,))
         except (OSError, sqlite3.Error) as exc:
             raise CatalogError(f"cannot open catalog {self.path}: {exc}") from None
-
-    @classmethod
-    def for_location(cls, location: str) -> "Catalog":
-        return cls(default_path(location))
 
     # -- connections ---------------------------------------------------------
 
@@ -247,9 +238,12 @@ class Catalog:
 
     # -- queries -------------------------------------------------------------
 
+    def _captures(self, sql: list[str], args: list) -> list[Capture]:
+        return [_capture(row) for row in self._db().execute(" ".join(sql), args)]
+
     def captures(self, url: str, match_type: str = "exact", *, since: str | None = None,
                  until: str | None = None, limit: int | None = None, reverse: bool = False,
-                 with_status_only: bool = False) -> list[dict]:
+                 with_status_only: bool = False) -> list[Capture]:
         """Captures whose key matches ``url`` (``urls.search_range`` rules), oldest
         first (newest first with ``reverse``); ``since``/``until`` are timestamp
         bounds (inclusive, compared as padded 14-digit strings)."""
@@ -265,62 +259,61 @@ class Catalog:
         if limit is not None:
             sql.append("LIMIT ?")
             args.append(int(limit))
-        return [_capture_dict(row) for row in self._db().execute(" ".join(sql), args)]
+        return self._captures(sql, args)
 
     def source_captures(self, source: str, *, since: str | None = None,
-                        until: str | None = None) -> list[dict]:
+                        until: str | None = None) -> list[Capture]:
         sql, args = _captures_where("source = ?", [source], since, until)
         sql.append("ORDER BY timestamp, urlkey, warc, offset")
-        return [_capture_dict(row) for row in self._db().execute(" ".join(sql), args)]
+        return self._captures(sql, args)
 
     def latest_per_url(self, source: str) -> Iterator[dict]:
         """For each URL captured for ``source``: its newest capture (``timestamp``,
         ``status``, ``mime``) and the newest capture holding a payload (not a
         revisit: ``digest``, ``record_id``, ``warc``, ``date`` as its timestamp),
-        the record a revisit of unchanged content would refer to. Ordered by URL key."""
+        the record a revisit of unchanged content would refer to. Ordered by URL key.
+        (The shape of spiders/seen.py's lines.)"""
         rows = self._db().execute(
             f"SELECT {_CAPTURE_COLUMNS}, 0 AS has_text FROM captures c WHERE source = ? AND status IS NOT NULL "
             "ORDER BY urlkey, url, timestamp, warc, offset", (source,))
         current: dict | None = None
         for row in rows:
-            c = _capture_dict(row)
-            if current is None or current["url"] != c["url"]:
+            c = _capture(row)
+            if current is None or current["url"] != c.url:
                 if current is not None:
                     yield current
-                current = {"url": c["url"], "timestamp": None, "status": None, "mime": None,
+                current = {"url": c.url, "timestamp": None, "status": None, "mime": None,
                            "digest": None, "record_id": None, "warc": None, "date": None}
-            current.update(timestamp=c["timestamp"], status=c["status"], mime=c["mime"])
-            if c["mime"] != "warc/revisit":
-                current.update(digest=c["digest"], record_id=c["record_id"], warc=c["warc"], date=c["timestamp"])
+            current.update(timestamp=c.timestamp, status=c.status, mime=c.mime)
+            if not c.is_revisit:
+                current.update(digest=c.digest, record_id=c.record_id, warc=c.warc, date=c.timestamp)
         if current is not None:
             yield current
 
     def original_of(self, url: str, digest: str | None, refers_to: str | None = None,
-                    before: str | None = None) -> dict | None:
+                    before: str | None = None) -> Capture | None:
         """The capture a revisit record stands for: the one its WARC-Refers-To names,
         else the newest non-revisit capture of ``url`` with the same payload digest
         at or before ``before``."""
         if refers_to:
-            row = self._db().execute(
-                f"SELECT {_CAPTURE_COLUMNS}, EXISTS (SELECT 1 FROM texts t WHERE t.refers_to = c.record_id)"
-                " AS has_text FROM captures c WHERE record_id = ? AND mime IS NOT 'warc/revisit' LIMIT 1",
-                (refers_to,)).fetchone()
-            if row is not None:
-                return _capture_dict(row)
+            found = self._captures([f"SELECT {_CAPTURE_COLUMNS}, {_HAS_TEXT} FROM captures c "
+                                    "WHERE record_id = ? AND mime IS NOT ? LIMIT 1"], [refers_to, REVISIT_MIME])
+            if found:
+                return found[0]
         if not digest:
             return None
         start, end = urls.search_range(url, "exact")
-        sql = (f"SELECT {_CAPTURE_COLUMNS}, EXISTS (SELECT 1 FROM texts t WHERE t.refers_to = c.record_id)"
-               " AS has_text FROM captures c WHERE urlkey >= ? AND urlkey < ? AND digest = ?"
-               " AND mime IS NOT 'warc/revisit'")
-        args: list = [start, end, digest]
+        sql = [f"SELECT {_CAPTURE_COLUMNS}, {_HAS_TEXT} FROM captures c WHERE urlkey >= ? AND urlkey < ? "
+               "AND digest = ? AND mime IS NOT ?"]
+        args: list = [start, end, digest, REVISIT_MIME]
         if before:
-            sql += " AND timestamp <= ?"
+            sql.append("AND timestamp <= ?")
             args.append(before)
-        row = self._db().execute(sql + " ORDER BY timestamp DESC LIMIT 1", args).fetchone()
-        return _capture_dict(row) if row is not None else None
+        sql.append("ORDER BY timestamp DESC LIMIT 1")
+        found = self._captures(sql, args)
+        return found[0] if found else None
 
-    def text_of(self, record_id: str | None) -> dict | None:
+    def text_of(self, record_id: str | None) -> TextRecord | None:
         """The newest conversion record that refers to ``record_id``."""
         if not record_id:
             return None
@@ -328,17 +321,7 @@ class Catalog:
             "SELECT refers_to, record_id, url, timestamp, digest, warc, offset, length FROM texts "
             "WHERE refers_to = ? ORDER BY index_key DESC, offset DESC LIMIT 1", (record_id,)
         ).fetchone()
-        return dict(row) if row else None
-
-    def texts_in(self, warc_keys: Iterable[str]) -> list[dict]:
-        keys = list(warc_keys)
-        if not keys:
-            return []
-        marks = ",".join("?" * len(keys))
-        rows = self._db().execute(
-            f"SELECT refers_to, record_id, url, timestamp, warc, offset, length FROM texts "
-            f"WHERE warc IN ({marks})", keys)
-        return [dict(r) for r in rows]
+        return TextRecord(**dict(row)) if row else None
 
     def counts(self) -> dict:
         db = self._db()
@@ -349,21 +332,11 @@ class Catalog:
         }
 
 
-def _capture_dict(row: sqlite3.Row) -> dict:
-    return {
-        "timestamp": row["timestamp"],
-        "url": row["url"],
-        "status": row["status"],
-        "mime": row["mime"],
-        "digest": row["digest"],
-        "warc": row["warc"],
-        "offset": row["offset"],
-        "length": row["length"],
-        "text": bool(row["has_text"]),
-        "record_id": row["record_id"],
-        "urlkey": row["urlkey"],
-        "source": row["source"],
-    }
+def _capture(row: sqlite3.Row) -> Capture:
+    return Capture(urlkey=row["urlkey"], timestamp=row["timestamp"], url=row["url"], status=row["status"],
+                   mime=row["mime"], digest=row["digest"], warc=row["warc"], offset=row["offset"],
+                   length=row["length"], record_id=row["record_id"], source=row["source"],
+                   text=bool(row["has_text"]))
 
 
 class _Transaction:

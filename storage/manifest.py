@@ -14,7 +14,8 @@ from datetime import datetime
 from pathlib import Path
 
 from storage import layout
-from storage.backends import StorageError, file_digest
+from storage.backends import file_digest
+from storage.errors import StorageError
 
 MANIFEST_VERSION = 1
 
@@ -73,6 +74,22 @@ def build_manifest(
     }
     _write_json(spool, key, manifest)
     return manifest
+
+
+def write_run_manifest(spool: str | os.PathLike, stats: dict, *, source: str, run_id: str) -> str:
+    """The manifest of a run: every file its crawl wrote that is still in the spool
+    (and the index beside each WARC), with the stats; returns its key."""
+    spool = Path(spool)
+    now = layout.utc()
+    keys = set()
+    for key in stats.get("files") or []:
+        keys.add(key)
+        if key.startswith("warc/") and key.endswith(".warc.gz"):
+            keys.add(layout.index_key(key))
+    present = sorted(k for k in keys if (spool / k).is_file())
+    manifest = build_manifest(layout.safe_part(run_id), source, stats.get("started") or now,
+                              stats.get("finished") or now, dict(stats), present, spool)
+    return manifest["key"]
 
 
 def _write_json(spool: Path, key: str, data: dict) -> None:

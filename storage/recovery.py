@@ -17,11 +17,12 @@ them final so that nothing that was written is lost and only valid WARCs go on:
 
 Recovery must never touch a file a live crawl is still writing. Every process
 that writes or empties a spool holds `SpoolLock` (fcntl.flock on SPOOL/.lock):
-the crawl for its whole lifetime, the pipeline around recovery, index and
-upload. The kernel drops a flock when its holder dies, even on SIGKILL, so a
-lock that can be taken means nobody is writing. A holder that lets go removes
-.lock (still locked; a taker checks it locked the file that is there). The lock is taken without
-waiting; a held one is `SpoolBusy` with the holder's pid.
+a run takes it once and shares it with its crawl subprocess, which keeps it for
+its whole life. The kernel drops a flock when its holder dies, even on SIGKILL,
+so a lock that can be taken means nobody is writing: a killed run never blocks
+the next one. A holder that lets go removes .lock (still locked; a taker checks
+it locked the file that is there). The lock is taken without waiting; a held
+one is `SourceBusy` with the holder's pid.
 """
 
 from __future__ import annotations
@@ -30,14 +31,14 @@ import errno
 import fcntl
 import logging
 import os
-import threading
 import zlib
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import BinaryIO, Iterator
 
 from storage import layout
-from storage.backends import StorageError, fsync_dir
+from storage.backends import fsync_dir
+from storage.errors import Busy, StorageError
 
 log = logging.getLogger("newsarchive.recovery")
 
@@ -51,8 +52,8 @@ _PAIRED = ("request", "response", "revisit")  # a revisit stands in for a respon
 
 # --------------------------------------------------------------------------- lock
 
-class SpoolBusy(StorageError):
-    """Another process (or thread) holds the spool's lock."""
+class SourceBusy(Busy):
+    """Another process holds the spool's lock: it is crawling or archiving this source."""
 
     def __init__(self, source: str, pid: int | None):
         self.source = source
@@ -60,18 +61,15 @@ class SpoolBusy(StorageError):
         super().__init__(f"source {source} is being crawled by another process (pid {pid if pid else 'unknown'})")
 
 
-_registry_lock = threading.Lock()
-_held: dict[str, "SpoolLock"] = {}
-
-
 class SpoolLock:
-    """An exclusive, non-blocking flock on SPOOL/.lock.
+    """An exclusive, non-blocking flock on SPOOL/.lock, taken once per run.
 
-    Re-entrant within one thread of one process (the pipeline takes it around
-    a run and again in index/upload); another thread or process gets SpoolBusy.
-    `fd` may be passed to a child process (subprocess pass_fds): the child then
-    shares this very lock (flock belongs to the open file), so it stays held
-    while either of them lives.
+    Functions that must not run beside a crawl writing into the spool
+    (`recover_spool`) take the held lock as an argument, so the type says who
+    may call them. `fd` may be passed to a child process (subprocess pass_fds):
+    the child then shares this very lock (flock belongs to the open file), so
+    it stays held while either of them lives, and the kernel drops it when the
+    last of them dies, even on SIGKILL.
     """
 
     def __init__(self, spool: str | os.PathLike, source: str | None = None):
@@ -79,73 +77,51 @@ class SpoolLock:
         self.source = source or self.spool.name
         self.path = self.spool / LOCK_NAME
         self.fd: int | None = None
-        self._owner: int | None = None
-        self._depth = 0
-        self._active = False
-        self._root: SpoolLock | None = None
-        self._key = ""
+
+    @property
+    def held(self) -> bool:
+        return self.fd is not None
 
     def acquire(self) -> "SpoolLock":
-        if self._active:
+        if self.fd is not None:
             raise RuntimeError("SpoolLock.acquire called twice on one object")
-        key = str(self.spool.resolve())
-        with _registry_lock:
-            held = _held.get(key)
-            if held is not None:  # this process holds it: re-enter in the same thread only
-                if held._owner != threading.get_ident():
-                    raise SpoolBusy(self.source, os.getpid())
-                held._depth += 1
-                self.fd, self._root, self._active = held.fd, held, True
-                return self
-            self.spool.mkdir(parents=True, exist_ok=True)
-            while True:
-                fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
-                try:
-                    fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-                except OSError as exc:
-                    os.close(fd)
-                    if exc.errno in (errno.EWOULDBLOCK, errno.EAGAIN, errno.EACCES):
-                        raise SpoolBusy(self.source, read_lock_pid(self.spool)) from None
-                    raise
-                # the holder before us removes the file when it lets go: make sure we
-                # locked the file that is there now, not one it just unlinked
-                try:
-                    same = os.path.samestat(os.fstat(fd), os.stat(self.path))
-                except FileNotFoundError:
-                    same = False
-                if same:
-                    break
+        self.spool.mkdir(parents=True, exist_ok=True)
+        while True:
+            fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except OSError as exc:
                 os.close(fd)
-            os.ftruncate(fd, 0)
-            os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
-            self.fd, self._owner, self._depth, self._root, self._active = fd, threading.get_ident(), 1, self, True
-            self._key = key
-            _held[key] = self
-            return self
+                if exc.errno in (errno.EWOULDBLOCK, errno.EAGAIN, errno.EACCES):
+                    raise SourceBusy(self.source, read_lock_pid(self.spool)) from None
+                raise
+            # the holder before us removes the file when it lets go: make sure we
+            # locked the file that is there now, not one it just unlinked
+            try:
+                same = os.path.samestat(os.fstat(fd), os.stat(self.path))
+            except FileNotFoundError:
+                same = False
+            if same:
+                break
+            os.close(fd)
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
+        self.fd = fd
+        return self
 
     def release(self) -> None:
-        with _registry_lock:
-            if not self._active:
-                return
-            self._active = False
-            root, self._root = self._root, None
-            if root is not self:
-                self.fd = None
-            root._depth -= 1
-            if root._depth > 0:
-                return
-            _held.pop(root._key, None)
-            fd, root.fd = root.fd, None
-            if fd is not None:
-                try:  # leave a clean spool; unlinked while still locked (see acquire)
-                    if os.path.samestat(os.fstat(fd), os.stat(root.path)):
-                        os.unlink(root.path)
-                except OSError:
-                    pass
-                os.close(fd)  # closing the last descriptor of the open file drops the flock
+        fd, self.fd = self.fd, None
+        if fd is None:
+            return
+        try:  # leave a clean spool; unlinked while still locked (see acquire)
+            if os.path.samestat(os.fstat(fd), os.stat(self.path)):
+                os.unlink(self.path)
+        except OSError:
+            pass
+        os.close(fd)  # closing the last descriptor of the open file drops the flock
 
     def __enter__(self) -> "SpoolLock":
-        return self if self._active else self.acquire()
+        return self.acquire()
 
     def __exit__(self, *exc) -> None:
         self.release()
@@ -164,7 +140,7 @@ def hold_inherited_lock(fd: int, spool: str | os.PathLike, source: str | None = 
     """In a child given the parent's lock descriptor: check that it is that spool's lock, held.
 
     flock on the descriptor the parent locked succeeds at once (same open file);
-    anything else (a stale or wrong fd, another spool) is SpoolBusy or OSError.
+    anything else (a stale or wrong fd, another spool) is SourceBusy or OSError.
     """
     spool = Path(spool)
     os.set_inheritable(fd, False)  # this process's own children (extraction pool) must not keep it alive
@@ -175,7 +151,7 @@ def hold_inherited_lock(fd: int, spool: str | os.PathLike, source: str | None = 
         fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
     except OSError as exc:
         if exc.errno in (errno.EWOULDBLOCK, errno.EAGAIN, errno.EACCES):
-            raise SpoolBusy(source or spool.name, read_lock_pid(spool)) from None
+            raise SourceBusy(source or spool.name, read_lock_pid(spool)) from None
         raise
     return fd
 
@@ -457,28 +433,25 @@ def open_files(spool: str | os.PathLike) -> list[Path]:
     return sorted(found)
 
 
-def recover_spool(spool: str | os.PathLike, *, source: str | None = None) -> RecoveryReport:
-    """Make final what a dead crawl left in `spool` (`.open` files); see the module docstring.
-
-    Takes the spool lock (SpoolBusy if a live crawl holds it), so a file still
-    being written is never touched. Idempotent: a recovery killed midway is
-    finished by the next one.
+def recover_spool(lock: SpoolLock) -> RecoveryReport:
+    """Make final what a dead crawl left in the locked spool (`.open` files); see
+    the module docstring. The caller holds `lock`, so no live crawl writes there.
+    Idempotent: a recovery killed midway is finished by the next one.
     """
-    spool = Path(spool)
+    if not lock.held:
+        raise RuntimeError("recover_spool needs the spool's lock held")
+    spool = lock.spool
     report = RecoveryReport()
-    if not spool.is_dir():
-        return report
-    with SpoolLock(spool, source):
-        for path in open_files(spool):
-            open_key = path.relative_to(spool).as_posix()
-            name = path.name[: -len(layout.OPEN_SUFFIX)]
-            if name.endswith(".warc.gz"):
-                salvage_warc(spool, path, report)
-            elif name.endswith((".txt", ".json")) and open_key.startswith("articles/"):
-                path.unlink()
-                report.removed.append((open_key, "article file never finished (its text can be re-derived "
-                                                 "with newsarchive reextract)"))
-                log.warning("recovery: removed unfinished %s", open_key)
-            else:
-                log.warning("recovery: left %s alone: not a file a crawl writes", open_key)
+    for path in open_files(spool):
+        open_key = path.relative_to(spool).as_posix()
+        name = path.name[: -len(layout.OPEN_SUFFIX)]
+        if name.endswith(".warc.gz"):
+            salvage_warc(spool, path, report)
+        elif name.endswith((".txt", ".json")) and open_key.startswith("articles/"):
+            path.unlink()
+            report.removed.append((open_key, "article file never finished (its text can be re-derived "
+                                             "with newsarchive reextract)"))
+            log.warning("recovery: removed unfinished %s", open_key)
+        else:
+            log.warning("recovery: left %s alone: not a file a crawl writes", open_key)
     return report

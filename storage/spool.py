@@ -14,35 +14,26 @@ from __future__ import annotations
 
 import hashlib
 import os
-import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
+
+import platformdirs
 
 from storage import layout
 from storage.backends import (
     Backend,
     BackendUnavailableError,
     ObjectInfo,
-    StorageError,
     default_location,
     file_digest,
     parse_s3_location,
     stream_digest,
 )
+from storage.errors import StorageError
 from storage.manifest import read_manifest
 
 _ORDER = {"warc": 0, "text-warc": 1, "index": 2, "text": 3, "metadata": 3, "run": 4}
-
-
-def user_data_dir() -> Path:
-    if sys.platform == "win32":
-        base = Path(os.environ.get("LOCALAPPDATA") or Path.home() / "AppData" / "Local")
-    elif sys.platform == "darwin":
-        base = Path.home() / "Library" / "Application Support"
-    else:
-        base = Path(os.environ.get("XDG_DATA_HOME") or Path.home() / ".local" / "share")
-    return base / "newsarchive"
 
 
 def spool_dir_for(location: str | None = None) -> Path:
@@ -58,7 +49,7 @@ def spool_dir_for(location: str | None = None) -> Path:
         bucket, prefix = parse_s3_location(location)
         digest = hashlib.sha1(f"{bucket}/{prefix}".encode()).hexdigest()[:8]
         label = "-".join([bucket, *prefix.split("/")]) if prefix else bucket
-        return user_data_dir() / "spool" / f"{label[:80]}-{digest}"
+        return Path(platformdirs.user_data_dir("newsarchive")) / "spool" / f"{label[:80]}-{digest}"
     return Path(location).expanduser() / ".spool"
 
 

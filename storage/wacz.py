@@ -15,20 +15,19 @@ WARCs are streamed from the backend into the zip: memory stays flat.
 
 from __future__ import annotations
 
-import calendar
 import hashlib
 import json
 import os
-import re
 import zipfile
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path, PurePosixPath
 
 from storage import cdxj, layout
-from storage.archive import Archive, ArchiveError, parse_time
-from storage.backends import StorageError
-from storage.catalog import timestamp_datetime
+from storage.archive import Archive
+from storage.capture import Capture, TextRecord
+from storage.errors import NewsarchiveError, NotFound, StorageError
+from storage.times import parse_time, period_end
 
 WACZ_VERSION = "1.1.1"
 CHUNK = 1024 * 1024
@@ -44,27 +43,6 @@ class WaczReport:
     bytes: int = 0
 
 
-def _bound(value: str | datetime | None, *, end: bool) -> str | None:
-    """A since/until bound as 14 digits. A bare date or partial timestamp that
-    ends a range covers its whole period: until=2024-05 includes all of May."""
-    if value is None:
-        return None
-    digits = value.replace("-", "").strip() if isinstance(value, str) else ""
-    if not re.fullmatch(r"\d{4,13}", digits):
-        return parse_time(value)
-    start = parse_time(digits)
-    if not end:
-        return start
-    year = int(start[:4])
-    month = 12 if len(digits) < 6 else int(start[4:6])
-    last = f"{year:04d}{month:02d}{calendar.monthrange(year, month)[1]:02d}235959"
-    return digits + last[len(digits):]
-
-
-def _iso(ts: str) -> str:
-    return timestamp_datetime(ts).strftime("%Y-%m-%dT%H:%M:%SZ")
-
-
 def _zip_name(key: str) -> str:
     return "archive/" + PurePosixPath(key).name
 
@@ -73,24 +51,22 @@ def export_wacz(archive: Archive, source: str, *, since: str | datetime | None =
                 until: str | datetime | None = None, out_path: str | os.PathLike) -> WaczReport:
     """Write the captures of ``source`` between ``since`` and ``until`` (inclusive)
     as a WACZ at ``out_path``; written to a temporary file, renamed when complete."""
-    try:
-        layout.safe_source(source)
-    except layout.UnsafeKeyError as exc:
-        raise ArchiveError(str(exc)) from None
-    start, end = _bound(since, end=False), _bound(until, end=True)
+    layout.safe_source(source)
+    start, end = parse_time(since), period_end(until)
     captures = [c for c in archive.catalog.source_captures(source, since=start, until=end)
-                if c["status"] is not None]
+                if c.status is not None]
     if not captures:
         span = f" between {start or 'the start'} and {end or 'now'}" if (start or end) else ""
-        raise ArchiveError(f"no captures of source {source!r}{span} in {archive.location}")
+        raise NotFound(f"no captures of source {source!r}{span} in {archive.location}")
 
-    texts = {c["record_id"]: archive.catalog.text_of(c["record_id"]) for c in captures if c["text"]}
-    warc_keys = sorted({c["warc"] for c in captures} | {t["warc"] for t in texts.values() if t})
+    texts = {c.record_id: archive.catalog.text_of(c.record_id) for c in captures if c.text}
+    warc_keys = sorted({c.warc for c in captures} | {t.warc for t in texts.values() if t})
     names = [_zip_name(k) for k in warc_keys]
     if len(set(names)) != len(names):
-        raise ArchiveError(f"two WARC files of {source!r} share a file name; cannot place both in one WACZ")
-
+        raise NewsarchiveError(f"two WARC files of {source!r} share a file name; cannot place both in one WACZ")
     out_path = Path(out_path)
+    if not out_path.parent.is_dir():
+        raise NotFound(f"cannot write {out_path}: the folder {out_path.parent} does not exist")
     report = WaczReport(out_path, warcs=warc_keys, captures=len(captures))
     tmp = out_path.with_name(f".{out_path.name}{layout.OPEN_SUFFIX}")
     created = datetime.now(timezone.utc)
@@ -115,10 +91,9 @@ def export_wacz(archive: Archive, source: str, *, since: str | datetime | None =
                 while chunk := fh.read(CHUNK):
                     yield chunk
         except StorageError as exc:
-            raise ArchiveError(str(exc)) from None
+            raise StorageError(f"cannot read {key}: {exc}") from None
 
     try:
-        out_path.parent.mkdir(parents=True, exist_ok=True)
         with zipfile.ZipFile(tmp, "w", allowZip64=True) as zf:
             # WARCs are stored, not deflated: readers seek to record offsets inside them.
             for key, name in zip(warc_keys, names):
@@ -147,7 +122,7 @@ def export_wacz(archive: Archive, source: str, *, since: str | datetime | None =
                         json.dumps(digest, indent=2).encode("utf-8"), compress_type=zipfile.ZIP_DEFLATED)
         os.replace(tmp, out_path)
     except OSError as exc:
-        raise ArchiveError(f"cannot write {out_path}: {exc.strerror or exc}") from None
+        raise StorageError(f"cannot write {out_path}: {exc.strerror or exc}") from None
     finally:
         tmp.unlink(missing_ok=True)
     report.bytes = out_path.stat().st_size
@@ -161,17 +136,17 @@ def _index(archive: Archive, warc_keys: list[str]) -> str:
         try:
             content = archive.backend.get_bytes(layout.index_key(key))
         except StorageError as exc:
-            raise ArchiveError(f"no index for {key}: {exc}") from None
+            raise StorageError(f"no index for {key}: {exc}") from None
         for urlkey, ts, fields in cdxj.iter_lines(content):
             fields["filename"] = PurePosixPath(key).name
             lines.append(cdxj.format_line(urlkey, ts, fields))
     return "".join(sorted(set(lines)))
 
 
-def _pages(archive: Archive, captures: list[dict], texts: dict) -> list[dict]:
+def _pages(archive: Archive, captures: list[Capture], texts: dict[str, TextRecord | None]) -> list[dict]:
     pages = [{"format": "json-pages-1.0", "id": "pages", "title": "All Pages"}]
     for capture in captures:
-        if not texts.get(capture["record_id"]):
+        if not texts.get(capture.record_id):
             continue
         title = None
         try:
@@ -179,10 +154,10 @@ def _pages(archive: Archive, captures: list[dict], texts: dict) -> list[dict]:
             title = meta.get("title")
             if not title:
                 title = (meta.get("text") or "").split("\n", 1)[0] or None
-        except ArchiveError:
+        except NewsarchiveError:
             pass
-        page = {"id": hashlib.sha1(f"{capture['warc']}:{capture['offset']}".encode()).hexdigest()[:24],
-                "url": capture["url"], "ts": _iso(capture["timestamp"])}
+        page = {"id": hashlib.sha1(f"{capture.warc}:{capture.offset}".encode()).hexdigest()[:24],
+                "url": capture.url, "ts": capture.iso_date}
         if title:
             page["title"] = title
         pages.append(page)

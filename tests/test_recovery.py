@@ -28,7 +28,7 @@ from warcio.statusandheaders import StatusAndHeaders
 from flows import pipeline
 from spiders.warcfiles import RotatingWarcWriter, record_builder
 from storage import layout
-from storage.recovery import LOCK_NAME, SpoolBusy, SpoolLock, recover_spool
+from storage.recovery import LOCK_NAME, SourceBusy, SpoolLock, recover_spool
 
 ROOT = Path(__file__).resolve().parent.parent
 BIN = Path(sys.executable).parent
@@ -46,6 +46,12 @@ def warcio_check(paths) -> None:
         with gzip.open(path) as fh:
             while fh.read(1 << 20):
                 pass
+
+
+def recover(spool):
+    """Recovery as a run does it: under the spool's lock."""
+    with SpoolLock(spool) as lock:
+        return recover_spool(lock)
 
 
 def tolerant_records(data: bytes) -> list[dict]:
@@ -147,7 +153,7 @@ def test_salvage_at_every_cut_keeps_exactly_the_whole_groups(tmp_path, text):
         spool = tmp_path / f"s{n}"
         (spool / key).parent.mkdir(parents=True)
         (spool / (key + layout.OPEN_SUFFIX)).write_bytes(data[:cut])
-        report = recover_spool(spool)
+        report = recover(spool)
         whole = [e for e in ends if e <= cut]
         assert not list(spool.rglob("*.open"))
         if not whole:
@@ -168,7 +174,7 @@ def test_a_response_whose_request_was_torn_is_dropped(tmp_path):
     records = tolerant_records(data)
     lone_response_end = records[-2]["end"]  # the third response is whole, its request is not written
     path.write_bytes(data[:lone_response_end])
-    report = recover_spool(tmp_path)
+    report = recover(tmp_path)
     final = Path(str(path)[: -len(layout.OPEN_SUFFIX)])
     kept = read_all(final)
     assert [r["type"] for r in kept] == ["warcinfo"] + ["response", "request"] * 2
@@ -181,7 +187,7 @@ def test_a_corrupt_member_ends_the_salvage_there(tmp_path):
     data = bytearray(path.read_bytes())
     data[ends[1] + 40] ^= 0xFF  # inside the third response's member
     path.write_bytes(bytes(data))
-    recover_spool(tmp_path)
+    recover(tmp_path)
     final = Path(str(path)[: -len(layout.OPEN_SUFFIX)])
     assert final.read_bytes() == bytes(data[:ends[1]])
     warcio_check([final])
@@ -194,7 +200,7 @@ def test_articles_never_finished_are_removed_and_strangers_left_alone(tmp_path):
         (tmp_path / f"{key}.{ext}.open").write_bytes(b"half")
     (tmp_path / f"{key}.txt").write_bytes(b"whole")  # finished files are not touched
     (tmp_path / "notes.open").write_bytes(b"not ours")
-    report = recover_spool(tmp_path)
+    report = recover(tmp_path)
     assert sorted(k for k, _ in report.removed) == [f"{key}.json.open", f"{key}.txt.open"]
     assert all("reextract" in why for _, why in report.removed)
     assert (tmp_path / f"{key}.txt").read_bytes() == b"whole"
@@ -204,9 +210,9 @@ def test_articles_never_finished_are_removed_and_strangers_left_alone(tmp_path):
 def test_recovery_is_idempotent_and_a_clean_spool_is_untouched(tmp_path):
     path, ends = write_pairs(tmp_path, 2)
     path.write_bytes(path.read_bytes()[:-5])
-    first = recover_spool(tmp_path)
+    first = recover(tmp_path)
     assert len(first.salvaged) == 1
-    assert not recover_spool(tmp_path)  # nothing left to do
+    assert not recover(tmp_path)  # nothing left to do
 
 
 # --------------------------------------------------------------------------- lock
@@ -226,32 +232,36 @@ def test_a_live_holder_blocks_recovery_and_its_death_frees_the_lock(tmp_path):
                               text=True, env=dict(os.environ, PYTHONPATH=str(ROOT)))
     try:
         assert holder.stdout.readline().strip() == "locked"
-        with pytest.raises(SpoolBusy) as info:
-            recover_spool(tmp_path, source="t")
+        with pytest.raises(SourceBusy) as info:
+            SpoolLock(tmp_path, "t").acquire()
         assert str(info.value) == f"source t is being crawled by another process (pid {holder.pid})"
-        with pytest.raises(pipeline.SourceBusy, match=rf"is being crawled by another process \(pid {holder.pid}\)"):
-            pipeline.upload(tmp_path, str(tmp_path / "archive"))
+        with pytest.raises(SourceBusy, match=rf"is being crawled by another process \(pid {holder.pid}\)"):
+            pipeline.archive_spool(tmp_path, str(tmp_path / "archive"))
         assert path.exists()  # untouched while the holder lives
     finally:
         holder.send_signal(signal.SIGKILL)
         holder.wait()
-    assert recover_spool(tmp_path).keys  # the kernel dropped the lock with the process
+    assert recover(tmp_path).keys  # the kernel dropped the lock with the process
 
 
-def test_the_lock_is_reentrant_in_one_thread_only(tmp_path):
+def test_the_lock_is_taken_once_and_leaves_a_clean_spool(tmp_path):
     import threading
 
-    with SpoolLock(tmp_path) as outer:
-        with SpoolLock(tmp_path) as inner:
-            assert inner.fd == outer.fd
+    path, _ = write_pairs(tmp_path, 2)
+    path.write_bytes(path.read_bytes()[:-5])
+    with SpoolLock(tmp_path, "t") as held:
+        assert (tmp_path / LOCK_NAME).read_text().strip() == str(os.getpid())
+        with pytest.raises(SourceBusy):  # not even this process takes it twice
+            SpoolLock(tmp_path, "t").acquire()
         errors = []
-        t = threading.Thread(target=lambda: errors.append(pytest.raises(SpoolBusy, SpoolLock(tmp_path).acquire)))
+        t = threading.Thread(target=lambda: errors.append(pytest.raises(SourceBusy, SpoolLock(tmp_path).acquire)))
         t.start()
         t.join()
-        assert errors
-        assert recover_spool(tmp_path) is not None  # same thread: re-entered
-        assert (tmp_path / LOCK_NAME).exists()
+        assert len(errors) == 1
+        assert len(recover_spool(held).salvaged) == 1  # the holder may recover
     assert not (tmp_path / LOCK_NAME).exists()  # a spool left clean
+    with pytest.raises(RuntimeError, match="lock held"):
+        recover_spool(SpoolLock(tmp_path))  # recovery without the lock is refused
     SpoolLock(tmp_path).acquire().release()  # free again
 
 
@@ -295,8 +305,8 @@ def test_sigkilled_crawl_is_salvaged_archived_and_cataloged(make_news_site, tmp_
         assert lines[-1] == (f"newsarchive: error: source testnews is being crawled by another process "
                              f"(pid {crawl.pid})"), second.stderr
         assert "Traceback" not in second.stderr and "error" not in "".join(lines[:-1]).lower()
-        with pytest.raises(pipeline.SourceBusy):
-            pipeline.index_spool(spool)
+        with pytest.raises(SourceBusy):
+            pipeline.archive_spool(spool, str(archive))
     finally:
         crawl.send_signal(signal.SIGKILL)
         crawl.wait()
@@ -313,7 +323,7 @@ def test_sigkilled_crawl_is_salvaged_archived_and_cataloged(make_news_site, tmp_
     assert len(before_responses) >= 25
 
     summary = pipeline.run_source("testnews", sources_file=sources, archive=str(archive), max_pages=3)
-    assert sorted(summary["recovered"]) == sorted(k for k in left if before[k][1:])
+    assert sorted(summary.recovered) == sorted(k for k in left if before[k][1:])
     assert not list(spool.rglob("*.open"))
 
     warcs = sorted(p for p in (archive / "warc").rglob("*.warc.gz"))
@@ -334,7 +344,7 @@ def test_sigkilled_crawl_is_salvaged_archived_and_cataloged(make_news_site, tmp_
 
     catalog = open_archive(str(archive))
     for rid, rec in before_responses.items():
-        assert rid in {c["record_id"] for c in catalog.list(rec["url"])}, rec["url"]
+        assert rid in {c.record_id for c in catalog.list(rec["url"])}, rec["url"]
     manifests = list((archive / "runs").rglob("*.json"))
     assert manifests and any('"recovered"' in m.read_text() for m in manifests)
 
@@ -406,7 +416,7 @@ def test_crawl_stops_cleanly_when_the_process_that_started_it_dies(make_news_sit
     warcs = sorted(spool.rglob("*.warc.gz"))
     assert warcs
     warcio_check(warcs)
-    recover_spool(spool)  # and the spool lock is free again
+    recover(spool)  # and the spool lock is free again
 
 
 def test_revisit_pairs_are_kept_like_response_pairs(tmp_path):
@@ -431,7 +441,7 @@ def test_revisit_pairs_are_kept_like_response_pairs(tmp_path):
     path = tmp_path / (writer.current_key + layout.OPEN_SUFFIX)
     writer._fh.close()  # the crawl "dies" after its last whole pair
 
-    recover_spool(tmp_path)
+    recover(tmp_path)
     final = path.with_name(path.name[: -len(layout.OPEN_SUFFIX)])
     warcio_check([final])
     assert [r["id"] for r in read_all(final)][1:] == ids  # every pair, the revisit's and those after it

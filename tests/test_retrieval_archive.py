@@ -12,7 +12,9 @@ from warcio.archiveiterator import ArchiveIterator
 
 from fixtures_index import ABOUT, BLOG, OLD, OTHER, STORY, build_spool, publish
 from storage import catalog as catalog_mod
-from storage.archive import Archive, ArchiveError, NotFound, open_archive, parse_time
+from storage.archive import Archive, open_archive
+from storage.errors import BadInput, NotFound
+from storage.times import parse_time
 
 CONTRACT = {"timestamp", "url", "status", "mime", "digest", "warc", "offset", "length", "text"}
 
@@ -43,25 +45,25 @@ def full(location, built):
 def test_list_gives_captures_oldest_first_with_the_contract_fields(full, built):
     found = full.list(STORY)
     pages = built.pages(STORY)
-    assert [c["timestamp"] for c in found] == ["20240501100000", "20240502100000", "20240503100000"]
+    assert [c.timestamp for c in found] == ["20240501100000", "20240502100000", "20240503100000"]
     for capture, page in zip(found, pages):
-        assert CONTRACT <= set(capture)
-        assert capture["url"] == STORY
-        assert capture["status"] == 200 and capture["mime"] == "text/html"
-        assert (capture["warc"], capture["offset"], capture["length"]) == (page.warc, page.offset, page.length)
-        assert capture["digest"].startswith("sha1:")
-        assert capture["text"] is True
-        assert capture["record_id"] == page.record_id
-    json.dumps(found)  # printable as `list --json`
+        assert CONTRACT <= set(capture.as_json())
+        assert capture.url == STORY
+        assert capture.status == 200 and capture.mime == "text/html"
+        assert (capture.warc, capture.offset, capture.length) == (page.warc, page.offset, page.length)
+        assert capture.digest.startswith("sha1:")
+        assert capture.text is True
+        assert capture.record_id == page.record_id
+    json.dumps([c.as_json() for c in found])  # printable as `list --json`
 
 
 def test_list_matches_url_variants_and_only_responses(full):
     variant = "http://example.com/2024/05/01/story?a=1&b=2#top"
-    assert [c["timestamp"] for c in full.list(variant)] == [c["timestamp"] for c in full.list(STORY)]
-    assert all(c["mime"] != "text/plain" for c in full.list(STORY))  # conversion records are not captures
+    assert [c.timestamp for c in full.list(variant)] == [c.timestamp for c in full.list(STORY)]
+    assert all(c.mime != "text/plain" for c in full.list(STORY))  # conversion records are not captures
     about = full.list("https://www.example.com/about")
-    assert len(about) == 1 and about[0]["text"] is False
-    assert full.list(OLD)[0]["status"] == 301
+    assert len(about) == 1 and about[0].text is False
+    assert full.list(OLD)[0].status == 301
     assert full.list("https://example.com/never") == []
 
 
@@ -76,13 +78,13 @@ def test_list_matches_url_variants_and_only_responses(full):
     (None, "20240503100000"),
 ])
 def test_nearest_capture_to_a_time(full, at, expected):
-    assert full.nearest(STORY, at)["timestamp"] == expected
+    assert full.nearest(STORY, at).timestamp == expected
 
 
 def test_reads_give_back_what_was_written(full, built):
     for page in built.pages():
         capture = full.nearest(page.url, page.timestamp)
-        assert capture["timestamp"] == page.timestamp
+        assert capture.timestamp == page.timestamp
         assert full.payload(capture) == page.raw  # as stored: gzip or chunked bytes untouched
         assert full.payload(capture, decoded=True) == page.html
         record = full.record(capture)
@@ -105,7 +107,7 @@ def test_get_as_each_form(full, built):
     assert meta["title"] == "Story, version 2" and meta["text"] == page.text
     assert meta["record_id"] == page.record_id
     assert full.get(STORY, "20240502100000", "warc")[:2] == b"\x1f\x8b"
-    with pytest.raises(ArchiveError, match="--as must be one of"):
+    with pytest.raises(BadInput, match="--as must be one of"):
         full.get(STORY, None, "pdf")
 
 
@@ -129,7 +131,7 @@ def test_text_falls_back_to_the_article_file(location, built):
             backend.put_file(key, built.spool / key)
     archive = open_archive(location)
     capture = archive.nearest(STORY)
-    assert capture["text"] is False  # the catalog knows texts from conversion records
+    assert capture.text is False  # the catalog knows texts from conversion records
     assert archive.text(capture) == page.text
     assert archive.metadata(capture)["title"] == page.title
 
@@ -138,7 +140,7 @@ def test_missing_url_is_one_clear_line(full, location):
     with pytest.raises(NotFound) as err:
         full.nearest("https://example.com/never")
     assert str(err.value) == f"no capture of https://example.com/never in {location}"
-    with pytest.raises(ArchiveError, match="not a time"):
+    with pytest.raises(BadInput, match="not a time"):
         full.nearest(STORY, "next tuesday")
 
 
@@ -164,7 +166,7 @@ def test_reindex_on_a_fresh_catalog_answers_the_same(full, location, tmp_path):
     assert fresh.nearest(STORY, "2024-05-02T23:00:00Z") == full.nearest(STORY, "2024-05-02T23:00:00Z")
     report = full.reindex()
     assert (report.indexes, report.captures, report.texts) == (6, 7, 3)
-    assert [c["timestamp"] for c in full.list(STORY)] == ["20240501100000", "20240502100000", "20240503100000"]
+    assert [c.timestamp for c in full.list(STORY)] == ["20240501100000", "20240502100000", "20240503100000"]
 
 
 def test_catalog_location(full, location, tmp_path):
@@ -181,16 +183,37 @@ def test_catalog_location(full, location, tmp_path):
 
 
 def test_no_archive_folder(tmp_path):
-    with pytest.raises(ArchiveError, match="no archive at"):
+    with pytest.raises(NotFound, match="no archive at .*nowhere"):
         open_archive(str(tmp_path / "nowhere"))
+
+
+def test_opening_a_folder_that_is_not_an_archive_creates_nothing(tmp_path):
+    folder = tmp_path / "empty"
+    folder.mkdir()
+    with pytest.raises(NotFound, match=r"no archive at .*empty \(no warc/ or indexes/ in it\)"):
+        open_archive(str(folder))
+    assert list(folder.iterdir()) == []
 
 
 def test_parse_time_forms():
     assert parse_time("2024-05-02T12:00:00Z") == "20240502120000"
     assert parse_time("Thu, 02 May 2024 12:00:00 GMT") == "20240502120000"
     assert parse_time("202405") == "20240501000000"
-    with pytest.raises(ArchiveError):
+    assert parse_time("2024-05") == "20240501000000"
+    assert parse_time("2024-05-02T14:00+02:00") == "20240502120000"
+    with pytest.raises(BadInput):
         parse_time("20241340")
+    with pytest.raises(BadInput):
+        parse_time("2024-13")
+
+
+def test_period_end_covers_the_whole_period():
+    from storage.times import period_end
+
+    assert period_end("2024") == "20241231235959"
+    assert period_end("2024-02") == "20240229235959"
+    assert period_end("20240502") == "20240502235959"
+    assert period_end("2024-05-02T12:00:00Z") == "20240502120000"
 
 
 def test_s3_reads_one_record_with_a_range_request(s3_archive, built, tmp_path, monkeypatch):
@@ -226,8 +249,8 @@ def test_reindex_indexes_warcs_that_have_no_index(location, built):
     assert archive.list(OTHER) == [] and len(archive.list(STORY)) == 2
     report = archive.reindex()
     assert report.indexes_written == 2 and report.skipped == []
-    assert len(archive.list(STORY)) == 3 and archive.list(STORY)[-1]["text"] is True
-    assert archive.list(OTHER)[0]["timestamp"] == "20240503110000"
+    assert len(archive.list(STORY)) == 3 and archive.list(STORY)[-1].text is True
+    assert archive.list(OTHER)[0].timestamp == "20240503110000"
     for key in built.keys[3]:
         if key.endswith(".warc.gz"):
             stored = backend.get_bytes(layout.index_key(key)).decode()

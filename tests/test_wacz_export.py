@@ -14,7 +14,8 @@ from warcio.archiveiterator import ArchiveIterator
 
 from fixtures_index import STORY, build_spool, publish
 from storage import cdxj
-from storage.archive import ArchiveError, open_archive
+from storage.archive import open_archive
+from storage.errors import BadInput, NotFound
 from storage.wacz import export_wacz
 
 
@@ -42,6 +43,7 @@ def read_record(zf: zipfile.ZipFile, name: str, offset: int, length: int):
 def test_wacz_structure_hashes_and_records(archive_and_built, tmp_path):
     archive, built = archive_and_built
     out = tmp_path / "out" / "news.wacz"
+    out.parent.mkdir()
     report = export_wacz(archive, "news", out_path=out)
     assert out.is_file() and report.pages == 3 and report.captures == 7
     assert not list(out.parent.glob(".*"))  # no temporary file left
@@ -131,8 +133,10 @@ def test_wacz_since_until_selects_captures(archive_and_built, tmp_path):
 
 def test_wacz_errors_are_one_line(archive_and_built, tmp_path):
     archive, _ = archive_and_built
-    with pytest.raises(ArchiveError, match=r"^no captures of source 'news' between 20250101000000 and now in "):
+    with pytest.raises(NotFound, match=r"^no captures of source 'news' between 20250101000000 and now in "):
         export_wacz(archive, "news", since="2025-01-01", out_path=tmp_path / "x.wacz")
-    with pytest.raises(ArchiveError, match=r"source name"):
+    with pytest.raises(BadInput, match=r"source name"):
         export_wacz(archive, "../etc", out_path=tmp_path / "x.wacz")
-    assert not (tmp_path / "x.wacz").exists()
+    with pytest.raises(NotFound, match=r"the folder .*missing does not exist"):
+        export_wacz(archive, "news", out_path=tmp_path / "missing" / "x.wacz")
+    assert not (tmp_path / "x.wacz").exists() and not (tmp_path / "missing").exists()
