@@ -16,21 +16,15 @@ import pytest
 
 from fixtures_index import ABOUT, BLOG, OLD, OTHER, STORY, build_spool, publish
 from storage import cdxj
+from serving import serving
 from storage.archive import open_archive
-from storage.server import make_server
+from storage.server import create_app
 
 
 @contextmanager
 def running(archive, **options):
-    server = make_server(archive, "127.0.0.1", 0, quiet=True, **options)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield server.url
-    finally:
-        server.shutdown()
-        server.server_close()
-        thread.join(5)
+    with serving(create_app(archive, **options)) as url:
+        yield url
 
 
 class NoRedirect(urllib.request.HTTPRedirectHandler):
