@@ -85,7 +85,7 @@ def serve(n_articles: int, lifetime: float) -> None:
                 key = ("404",)
             data = cache.get(key)
             if data is None:
-                from flows.siteserver import Route
+                from siteserver import Route
                 route = routes[path] if key != ("404",) else Route(b"not found", status=404,
                                                                     headers=[("Content-Type", "text/plain")])
                 data = cache[key] = _response_bytes(route)

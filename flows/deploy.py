@@ -26,14 +26,12 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
+from storage.errors import OrchestrationError
+
 REPO_DIR = Path(__file__).resolve().parent.parent
 DEFAULT_POOL = "newsarchive"
 CRAWL_ALL_DEPLOYMENT = "all"
 CRAWL_ALL_CRON = "30 3 * * *"  # once a day; sources keep their own schedules
-
-
-class DeployError(Exception):
-    """Deploying or starting a worker failed; str() is one line."""
 
 
 def _prefect_env() -> dict[str, str]:
@@ -54,15 +52,15 @@ def _require_api() -> str:
 
     url = PREFECT_API_URL.value()
     if not url:
-        raise DeployError("PREFECT_API_URL is not set: start a server (`prefect server start`) and "
+        raise OrchestrationError("PREFECT_API_URL is not set: start a server (`prefect server start`) and "
                           "`prefect config set PREFECT_API_URL=http://127.0.0.1:4200/api`")
     return url
 
 
 def _absolute_archive(archive: str | None) -> str:
-    from flows import pipeline
+    from storage.archive import default_location
 
-    archive = archive or pipeline.default_archive()
+    archive = archive or default_location()
     return archive if "://" in archive else str(Path(archive).resolve())
 
 
@@ -228,11 +226,10 @@ def deploy(sources_file: str | os.PathLike | None = None, pool: str = DEFAULT_PO
          "schedules": {"crawl-source/NAME": ["CRON (UTC)", ...], ...},
          "limits": ["crawl-source-NAME", ...]}
     """
-    from flows import pipeline
-    from spiders.sources import load_sources
+    from spiders.sources import default_sources_path, load_sources
 
     api_url = _require_api()
-    sources_file = Path(sources_file or pipeline.default_sources_file()).resolve()
+    sources_file = Path(sources_file or default_sources_path()).resolve()
     names = list(load_sources(sources_file))
     pool_created = ensure_pool(pool)
     ensure_source_limits(names)
@@ -247,7 +244,7 @@ def deploy(sources_file: str | os.PathLike | None = None, pool: str = DEFAULT_PO
     try:
         deployed = apply_definitions(definitions)
     except Exception as exc:
-        raise DeployError(f"deploying to {_require_api()} failed: {exc}".splitlines()[0]) from exc
+        raise OrchestrationError(f"deploying to {_require_api()} failed: {exc}".splitlines()[0]) from exc
     from flows.crawl import source_limit_name
 
     schedules = {name: [f"{s['cron']} ({s.get('timezone', 'UTC')})" for s in dep.get("schedules") or []]

@@ -8,10 +8,13 @@ Results come back in WARC order.
 
 from __future__ import annotations
 
+import json
 import os
+import shutil
+import tempfile
 from collections import deque
 from concurrent.futures import Executor, Future
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterable, Iterator
 
@@ -19,14 +22,17 @@ from warcio.archiveiterator import ArchiveIterator
 from warcio.exceptions import ArchiveLoadFailed
 
 from spiders.extraction import Article, ExtractionError, extract_article
+from spiders.warcfiles import warc_date_to_datetime
 from spiders.workerpool import extraction_pool
+from storage import layout
+from storage.errors import NotFound, StorageError
 
-__all__ = ["ReextractError", "ReextractResult", "reextract_warc"]
+__all__ = ["ReextractError", "ReextractReport", "ReextractResult", "reextract_archive", "reextract_warc"]
 
 _HTML_TYPES = ("text/html", "application/xhtml+xml")
 
 
-class ReextractError(Exception):
+class ReextractError(StorageError):
     """The WARC itself cannot be read (one line); page errors are results instead."""
 
 
@@ -166,3 +172,78 @@ def reextract_warc(
     finally:
         # A consumer that stops early should not wait for the rest.
         pool.shutdown(wait=True, cancel_futures=True)
+
+
+@dataclass
+class ReextractReport:
+    written: int = 0  # articles written
+    failed: int = 0  # pages without article text
+    errors: dict[str, int] = field(default_factory=dict)  # why, by the first words of the reason
+
+
+def reextract_archive(out: str | os.PathLike, *, location: str | None = None, source: str | None = None,
+                      urls: list[str] | None = None, warcs: list[str] | None = None,
+                      workers: int | None = None) -> ReextractReport:
+    """Re-derive the text of every article in the archive's capture WARCs (or in the
+    local files `warcs`) into `out`, named TIMESTAMP-URLHASH.txt/.json as the
+    archive names articles. BadInput/NotFound when there is nothing to read."""
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    report = ReextractReport()
+    for path, key in _warcs_to_read(location, source, warcs):
+        for result in reextract_warc(path, workers=workers, urls=urls, warc_key=key):
+            if result.ok:
+                _write_article(out, result)
+                report.written += 1
+            else:
+                report.failed += 1
+                kind = (result.error or "error").split(":", 1)[0][:60]
+                report.errors[kind] = report.errors.get(kind, 0) + 1
+    if urls and report.written == 0:
+        raise NotFound(f"no article text re-derived for {', '.join(urls)}")
+    return report
+
+
+def _warcs_to_read(location: str | None, source: str | None, warcs: list[str] | None) -> Iterator[tuple[Path, str]]:
+    """(local file, archive key) of each capture WARC to read."""
+    if warcs:
+        for w in warcs:
+            p = Path(w)
+            if not p.is_file():
+                raise NotFound(f"no such WARC file: {w}")
+            yield p, p.name
+        return
+    from storage.archive import default_location, is_folder_archive
+    from storage.backends import open_backend
+
+    location = location or default_location()
+    if not location.startswith("s3://") and not is_folder_archive(location):
+        raise NotFound(f"no archive at {location}")
+    if source:
+        layout.safe_source(source)
+    backend = open_backend(location)
+    prefix = f"warc/{source}/" if source else "warc/"
+    keys = sorted(k for k in backend.list(prefix) if k.endswith(".warc.gz") and not k.endswith(".text.warc.gz"))
+    if not keys:
+        raise NotFound(f"no capture WARCs under {prefix} in {location}")
+    if not location.startswith("s3://"):
+        for key in keys:
+            yield Path(location) / key, key
+        return
+    with tempfile.TemporaryDirectory(prefix="newsarchive-reextract-") as tmp:
+        for key in keys:
+            local = Path(tmp) / Path(key).name
+            with backend.open_stream(key) as src, open(local, "wb") as dst:
+                shutil.copyfileobj(src, dst, 1024 * 1024)
+            try:
+                yield local, key
+            finally:
+                local.unlink(missing_ok=True)
+
+
+def _write_article(out: Path, result: ReextractResult) -> None:
+    stamp = layout.warc_timestamp(warc_date_to_datetime(result.date)) if result.date else "00000000000000"
+    name = f"{stamp}-{layout.url_hash(result.url)}"
+    (out / f"{name}.txt").write_text(result.article.text, encoding="utf-8")
+    (out / f"{name}.json").write_text(json.dumps(result.article.metadata, indent=2, ensure_ascii=False) + "\n",
+                                      encoding="utf-8")

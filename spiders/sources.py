@@ -14,12 +14,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import urlsplit
 
-__all__ = ["Source", "SourcesError", "load_sources", "default_sources_path", "host_key"]
+from storage.errors import BadInput
+
+__all__ = ["Source", "SourcesError", "load_sources", "default_sources_path", "host_key", "pick_sources"]
 
 NAME_RE = re.compile(r"[a-z0-9-]+")
 
 
-class SourcesError(Exception):
+class SourcesError(BadInput):
     """An invalid sources file; the message is one line naming file and source."""
 
 
@@ -116,6 +118,25 @@ def load_sources(path: str | os.PathLike) -> dict[str, Source]:
             raise SourcesError(f"{path}: {label}: duplicate name")
         sources[src.name] = src
     return sources
+
+
+def pick_sources(sources: dict[str, Source], names, *, all_: bool = False, where: str | os.PathLike = "") -> list[str]:
+    """The names to run: `names` (each known, in order, once) or, with `all_`, every source."""
+    names = list(dict.fromkeys(names))
+    if all_ and names:
+        raise BadInput("give source names or --all, not both")
+    if all_:
+        if not sources:
+            raise BadInput(f"{where}: no sources to crawl")
+        return list(sources)
+    if not names:
+        raise BadInput("name at least one source to crawl, or use --all (see 'newsarchive sources')")
+    unknown = [n for n in names if n not in sources]
+    if unknown:
+        what = "unknown source" if len(unknown) == 1 else "unknown sources"
+        raise BadInput(f"{what} {', '.join(repr(u) for u in unknown)} in {where} "
+                       f"(known: {', '.join(sorted(sources)) or 'none'})")
+    return names
 
 
 def _source_from_table(table: dict) -> Source:

@@ -35,7 +35,7 @@ from pathlib import Path
 from urllib.parse import urlsplit
 from xml.sax.saxutils import escape as xml_escape
 
-from flows.siteserver import Route, SiteServer
+from siteserver import Route, SiteServer
 
 HTML_UTF8 = "text/html; charset=utf-8"
 

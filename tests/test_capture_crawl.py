@@ -15,7 +15,7 @@ import pytest
 from warcio.archiveiterator import ArchiveIterator
 
 from fixtures_capture import ROOT, run_capture_crawl
-from flows.siteserver import Route, SiteServer
+from siteserver import Route, SiteServer
 
 BIN = Path(sys.executable).parent
 

@@ -15,7 +15,7 @@ import pytest
 from warcio.archiveiterator import ArchiveIterator
 
 from fixtures_capture import gzipped, run_capture_crawl
-from flows.siteserver import Route, SiteServer
+from siteserver import Route, SiteServer
 
 BIN = Path(sys.executable).parent
 PAGE = b"<html><head><title>Story</title></head><body><p>" + "Caf\u00e9 \u00ab news \u00bb ".encode() * 40 + b"</p></body></html>"

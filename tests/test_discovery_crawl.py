@@ -11,7 +11,7 @@ from collections import Counter
 
 import pytest
 
-from flows.siteserver import Route, SiteServer
+from siteserver import Route, SiteServer
 from spiders.sources import Source
 
 HTML = [("Content-Type", "text/html; charset=utf-8")]

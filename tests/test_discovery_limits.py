@@ -3,7 +3,7 @@
 import socket
 from collections import Counter
 
-from flows.siteserver import Route, SiteServer
+from siteserver import Route, SiteServer
 from spiders.news import NewsSpider, error_kind
 from spiders.sources import Source
 

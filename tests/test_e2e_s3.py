@@ -238,14 +238,14 @@ def test_get_reads_only_the_records_byte_range(news_site, crawled, tmp_path):
     url = news_site.article("0a12df42d1764095989ab078ee0f940b")["url"]
     capture = archive.nearest(url)
     size = crawled["client"].head_object(Bucket=crawled["bucket"],
-                                         Key=f"{crawled['prefix']}/{capture['warc']}")["ContentLength"]
-    assert size > 4 * capture["length"]  # reading the whole WARC would be a different request
+                                         Key=f"{crawled['prefix']}/{capture.warc}")["ContentLength"]
+    assert size > 4 * capture.length  # reading the whole WARC would be a different request
 
     html = archive.get(url, as_="html")
     assert html == news_site.page_bytes(news_site.article("0a12df42d1764095989ab078ee0f940b")["path"])
-    want = f"bytes={capture['offset']}-{capture['offset'] + capture['length'] - 1}"
+    want = f"bytes={capture.offset}-{capture.offset + capture.length - 1}"
     assert len(sent) == 1
-    assert sent[0][0].endswith(capture["warc"]) and sent[0][1] == want
+    assert sent[0][0].endswith(capture.warc) and sent[0][1] == want
 
     sent.clear()
     text = archive.get(url, as_="text")

@@ -17,7 +17,7 @@ from pathlib import Path
 
 from warcio.archiveiterator import ArchiveIterator
 
-from flows.siteserver import Route
+from siteserver import Route
 from test_cli_support import cli_env, run
 
 BIN = Path(sys.executable).parent

@@ -1,6 +1,6 @@
 """A small HTTP/1.1 server for a static news site on loopback.
 
-Serves the bundled demo site (`newsarchive demo`) and the test suite's sites.
+Serves the test suite's sites (the demo site has its own small server in flows/demo_site.py).
 Each route fixes the exact status line, header lines (repeated ones included)
 and body bytes, optionally sent chunked, so tests can compare what a crawl
 archived with exactly what was sent. Every request is logged.

@@ -1,0 +1,165 @@
+"""The `newsarchive` command group, its shared options, and the one error handler.
+
+Commands live in flows/cli/crawling.py (crawl, sources, upload, deploy,
+worker, demo) and flows/cli/reading.py (list, get, serve, reindex,
+reextract, export); each is a few lines that hand off to the module doing
+the work. Heavy imports (Prefect, Scrapy, boto3, the storage facade) happen
+inside the commands, so `--help` and usage errors are fast.
+
+Errors are one line on stderr and a non-zero exit, never a traceback:
+NewsarchiveError (storage/errors.py) with its own exit code, usage errors
+with 2, anything unexpected as one line with a hint to rerun with `--debug`
+(or NEWSARCHIVE_DEBUG=1) for the traceback. 130 when interrupted.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import traceback
+from typing import Sequence
+
+import click
+
+PROG = "newsarchive"
+DEBUG_HINT = "rerun with --debug (or NEWSARCHIVE_DEBUG=1) for the traceback"
+CONTEXT = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
+
+_debug = False
+
+
+def debug_enabled() -> bool:
+    return _debug or os.environ.get("NEWSARCHIVE_DEBUG", "").strip().lower() not in {"", "0", "false", "no", "off"}
+
+
+def _set_debug(ctx, param, value):
+    global _debug
+    _debug = _debug or bool(value)
+    return value
+
+
+def debug_option(fn):
+    return click.option("--debug", is_flag=True, expose_value=False, is_eager=True, callback=_set_debug,
+                        help="show the traceback of unexpected errors (also NEWSARCHIVE_DEBUG=1)")(fn)
+
+
+def archive_option(fn):
+    return click.option("--archive", "-a", metavar="A", envvar="NEWSARCHIVE_ARCHIVE", default="./archive",
+                        show_envvar=False,
+                        help="archive: a folder or s3://bucket/prefix (default: $NEWSARCHIVE_ARCHIVE or ./archive)")(fn)
+
+
+def sources_option(fn):
+    return click.option("--sources", "-s", metavar="FILE", envvar="NEWSARCHIVE_SOURCES", default="./sources.toml",
+                        help="sources file (default: $NEWSARCHIVE_SOURCES or ./sources.toml)")(fn)
+
+
+class _Command(click.Command):
+    """Help as `usage: ...`, then the description, the options and the examples (epilog, kept as written)."""
+
+    def format_usage(self, ctx, formatter):
+        formatter.write_usage(ctx.command_path, " ".join(self.collect_usage_pieces(ctx)), prefix="usage: ")
+
+    def format_epilog(self, ctx, formatter):
+        if self.epilog:
+            formatter.write_paragraph()
+            formatter.write(self.epilog.rstrip() + "\n")
+
+
+def command(name: str | None = None, **kwargs):
+    """click.command with this command line's help layout."""
+    return click.command(name, cls=_Command, context_settings=CONTEXT, **kwargs)
+
+
+class _Group(click.Group):
+    command_class = _Command
+
+    def format_usage(self, ctx, formatter):
+        formatter.write_usage(ctx.command_path, "[--debug] COMMAND [ARGS]...", prefix="usage: ")
+
+    def format_epilog(self, ctx, formatter):
+        _Command.format_epilog(self, ctx, formatter)
+
+
+@click.group(cls=_Group, context_settings=CONTEXT, invoke_without_command=True,
+             help="Crawl news sites into WARC files and clean article text; keep them in a folder or S3; "
+                  "get any snapshot of any URL back.",
+             epilog="""examples:
+  newsarchive demo                               try it on the bundled demo site
+  newsarchive sources                            the sites in ./sources.toml
+  newsarchive crawl example --max-pages 50       crawl one source into ./archive
+  newsarchive list https://example.com/2024/05/story
+  newsarchive get https://example.com/2024/05/story --as text
+  newsarchive serve --port 8080                  Memento / wayback API on 127.0.0.1
+
+environment:
+  NEWSARCHIVE_ARCHIVE   default archive (./archive); a folder or s3://bucket/prefix
+  NEWSARCHIVE_SOURCES   default sources file (./sources.toml)
+  NEWSARCHIVE_DEBUG=1   tracebacks for unexpected errors
+  AWS_ENDPOINT_URL, AWS_ACCESS_KEY_ID, ...   S3 endpoint and credentials
+
+Run 'newsarchive COMMAND --help' for the options and examples of each command.""")
+@debug_option
+@click.pass_context
+def cli(ctx):
+    if ctx.invoked_subcommand is None:
+        click.echo(ctx.get_help(), err=True)
+        ctx.exit(2)
+
+
+def _register() -> None:
+    from flows.cli import crawling, reading
+
+    for module in (crawling, reading):
+        for command in module.COMMANDS:
+            cli.add_command(command)
+
+
+def _usage_error(exc: click.UsageError) -> int:
+    where = exc.ctx.command_path if exc.ctx is not None else PROG
+    print(f"{PROG}: error: {' '.join(exc.format_message().split())} (see '{where} --help')", file=sys.stderr)
+    return 2
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    from storage.errors import NewsarchiveError
+
+    _register()
+    try:
+        return int(cli.main(args=list(argv) if argv is not None else None, prog_name=PROG,
+                            standalone_mode=False) or 0)
+    except click.UsageError as exc:
+        return _usage_error(exc)
+    except (click.Abort, KeyboardInterrupt):
+        print(f"{PROG}: interrupted", file=sys.stderr)
+        return 130
+    except BrokenPipeError:
+        # the reader went away (`| head`): not an error; silence the flush at exit
+        try:
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        except OSError:
+            pass
+        return 0
+    except NewsarchiveError as exc:
+        if debug_enabled():
+            traceback.print_exc()
+        print(f"{PROG}: error: {exc}", file=sys.stderr)
+        return exc.exit_code
+    except click.ClickException as exc:
+        print(f"{PROG}: error: {' '.join(exc.format_message().split())}", file=sys.stderr)
+        return exc.exit_code
+    except Exception as exc:  # noqa: BLE001 - the one place every error becomes one line
+        if debug_enabled():
+            traceback.print_exc()
+        if isinstance(exc, OSError) and exc.strerror:
+            where = f": {exc.filename}" if exc.filename else ""
+            print(f"{PROG}: error: {exc.strerror}{where}", file=sys.stderr)
+            return 1
+        hint = "" if debug_enabled() else f" ({DEBUG_HINT})"
+        message = " ".join(str(exc).split()) or "(no message)"
+        print(f"{PROG}: unexpected error: {type(exc).__name__}: {message}{hint}", file=sys.stderr)
+        return 1
+
+
+def run() -> None:  # pragma: no cover
+    sys.exit(main())
