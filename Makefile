@@ -8,6 +8,9 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 PYWB   := .venv-pywb
+NODE   := node_modules/.installed
+RWP_VERSION := 2.4.6
+RWP    := node_modules/.replaywebpage
 PYTEST_ARGS ?=
 
 # No telemetry from Prefect's server or client: tests talk only to loopback.
@@ -15,16 +18,31 @@ export PREFECT_SERVER_ANALYTICS_ENABLED ?= false
 export DO_NOT_TRACK ?= 1
 export PREFECT_HOME ?= $(CURDIR)/.prefect
 
-.PHONY: all setup demo test bench clean lock system-packages
+.PHONY: all setup demo test bench clean lock system-packages browser-packages
 
 all: test
 
-# Debian packages: only what a fresh machine may lack to build the venv.
+# Debian packages: what a fresh machine may lack to build the venv, and the
+# browser the tests drive (Debian's chromium: Playwright's own download fails here).
 system-packages:
 	@if ! $(PYTHON) -c 'import venv, ensurepip' >/dev/null 2>&1; then \
 	  echo "installing python3-venv with apt-get"; \
 	  apt-get update -qq && apt-get install -y -qq python3-venv python3-pip; \
 	fi
+
+browser-packages:
+	@if ! [ -x /usr/bin/chromium ] || ! command -v npm >/dev/null 2>&1; then \
+	  echo "installing chromium, nodejs and npm with apt-get"; \
+	  apt-get update -qq && apt-get install -y -qq chromium nodejs npm; \
+	fi
+
+# npm packages the browser tests use, at the versions package-lock.json pins;
+# ReplayWeb.page as its release tarball (npm pack): its bundles need no dependencies.
+$(NODE): package.json package-lock.json | browser-packages
+	npm ci --no-audit --no-fund --silent
+	rm -rf $(RWP) && mkdir -p $(RWP)
+	cd $(RWP) && npm pack --silent replaywebpage@$(RWP_VERSION) >/dev/null && tar xzf replaywebpage-$(RWP_VERSION).tgz
+	touch $@
 
 # Exact versions come from constraints.txt (the set the tests passed with);
 # `make lock` resolves pyproject.toml afresh and rewrites it.
@@ -60,11 +78,12 @@ lock: | system-packages
 demo: $(STAMP)
 	$(BIN)/newsarchive demo
 
-test: $(STAMP) $(PYWB)/.installed
-	NEWSARCHIVE_PYWB=$(CURDIR)/$(PYWB)/bin $(BIN)/pytest $(PYTEST_ARGS)
+test: $(STAMP) $(PYWB)/.installed $(NODE)
+	NEWSARCHIVE_PYWB=$(CURDIR)/$(PYWB)/bin NEWSARCHIVE_NODE_MODULES=$(CURDIR)/node_modules \
+	  $(BIN)/pytest $(PYTEST_ARGS)
 
 bench: $(STAMP)
 	$(BIN)/python benchmarks/run.py
 
 clean:
-	rm -rf $(VENV) $(PYWB) .prefect .pytest_cache demo-archive
+	rm -rf $(VENV) $(PYWB) node_modules .prefect .pytest_cache demo-archive
