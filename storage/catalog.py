@@ -7,7 +7,8 @@ machine with access to the archive converges on the same answers.
 
 Two tables: ``captures`` (every indexed record except conversion records) and
 ``texts`` (conversion records, joined to captures by ``refers_to`` =
-``record_id``). A folder archive keeps its catalog at ``ARCHIVE/catalog.sqlite``;
+``record_id``). The full-text search tables beside them belong to
+storage/search.py (``catalog.search``); each sync folds new texts into them. A folder archive keeps its catalog at ``ARCHIVE/catalog.sqlite``;
 an S3 archive in the user cache folder, one file per location.
 """
 
@@ -28,6 +29,7 @@ import platformdirs
 from storage import cdxj, urls
 from storage.capture import REVISIT_MIME, Capture, TextRecord
 from storage.errors import StorageError
+from storage.search import SearchIndex
 
 CATALOG_NAME = "catalog.sqlite"
 SCHEMA_VERSION = "1"
@@ -100,11 +102,14 @@ class SyncReport:
     texts: int = 0
     skipped: list[str] = field(default_factory=list)  # unreadable index keys (with reason)
     indexes_written: int = 0  # indexes made for WARCs that had none (reindex)
+    articles: int = 0  # texts folded into the search index
 
     def describe(self) -> str:
         text = f"{self.indexes} indexes, {self.captures} captures, {self.texts} texts"
         if self.indexes_written:
             text += f", {self.indexes_written} indexes written"
+        if self.articles:
+            text += f", {self.articles} texts searchable"
         if self.skipped:
             text += f", {len(self.skipped)} skipped (first: {self.skipped[0]})"
         return text
@@ -148,6 +153,7 @@ class Catalog:
             db = self._db()
             db.executescript(_SCHEMA)  # idempotent; executescript manages its own commit
             db.execute("INSERT OR IGNORE INTO meta (key, value) VALUES ('schema', ?)", (SCHEMA_VERSION,))
+            self.search = SearchIndex(self)
         except (OSError, sqlite3.Error) as exc:
             raise CatalogError(f"cannot open catalog {self.path}: {exc}") from None
 
@@ -223,6 +229,9 @@ class Catalog:
             report.indexes += 1
             report.captures += added_c
             report.texts += added_t
+        searched = self.search.update(backend)  # the new texts become searchable
+        report.articles = searched.articles
+        report.skipped += searched.skipped
         return report
 
     def clear(self) -> None:
@@ -230,11 +239,14 @@ class Catalog:
             db.execute("DELETE FROM captures")
             db.execute("DELETE FROM texts")
             db.execute("DELETE FROM ingested")
+            self.search.clear(db)
 
     def rebuild(self, backend) -> SyncReport:
         """Forget everything and ingest all indexes again."""
         self.clear()
-        return self.sync(backend)
+        report = self.sync(backend)
+        self.search.optimize()
+        return report
 
     # -- queries -------------------------------------------------------------
 
