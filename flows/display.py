@@ -326,3 +326,62 @@ def print_deployment(result: dict) -> None:
     info("then wait for the schedules, or trigger a run now:")
     info(f"  prefect deployment run '{sources[0] if sources else 'crawl-source/SOURCE'}'")
     info("  prefect deployment run 'crawl-all/all'")
+
+
+# -- search --------------------------------------------------------------------
+
+def _highlighted(text: str, spans, on_terminal: bool) -> Text:
+    """`text` with the matched spans bold on a terminal, between ** elsewhere (pipes, files)."""
+    out = Text()
+    pos = 0
+    for start, end in spans or []:
+        out.append(text[pos:start])
+        if on_terminal:
+            out.append(text[start:end], style="bold reverse")
+        else:
+            out.append(f"**{text[start:end]}**")
+        pos = end
+    out.append(text[pos:])
+    return out
+
+
+def _when(ts: str) -> str:
+    return f"{ts[0:4]}-{ts[4:6]}-{ts[6:8]} {ts[8:10]}:{ts[10:12]} UTC"
+
+
+def print_search_results(found) -> None:
+    """`newsarchive search` without --json: one block per article, best first."""
+    out = console()
+    tty = out.is_terminal
+    first, last = found.offset + 1, found.offset + len(found.hits)
+    what = f"{found.total} article{'s' if found.total != 1 else ''} match {found.query!r}"
+    out.print(Text(what + (f" ({first}-{last})" if found.hits and (first > 1 or last < found.total) else "")),
+              soft_wrap=True)
+    for n, hit in enumerate(found.hits, start=first):
+        out.print()
+        title = _highlighted(hit.title or "(untitled)", hit.title_highlights, tty)
+        out.print(Text(f"{n}. ", style="bold") + (title.copy() if tty else title), soft_wrap=True)
+        dated = f"published {hit.published or hit.date}" if hit.dated_by == "published" else f"first captured {hit.date}"
+        parts = [hit.source or "?", dated] + ([hit.language] if hit.language else [])
+        captures = f"{len(hit.captures)} capture{'s' if len(hit.captures) != 1 else ''}"
+        if hit.versions > 1:
+            captures += f", {hit.versions} versions"
+        parts.append(f"captured {_when(hit.timestamp)} ({captures})")
+        out.print(Text("   " + " · ".join(parts), style="dim"), soft_wrap=True)
+        out.print(Text(f"   {hit.url}"), soft_wrap=True)
+        if hit.snippet:
+            prefix = "   (in an earlier version) " if hit.matched == "earlier text" else "   "
+            out.print(Text(prefix) + _highlighted(hit.snippet, hit.highlights, tty), soft_wrap=True)
+
+
+def print_counts(query: str, by: str, series: list[tuple[str, int]]) -> None:
+    """`newsarchive search --count-by`: one line per period, with a bar."""
+    out = console()
+    total = sum(n for _, n in series)
+    out.print(Text(f"articles matching {query!r} per {by}: {total} in all"), soft_wrap=True)
+    top = max((n for _, n in series), default=0)
+    width = max((len(p) for p, _ in series), default=0)
+    digits = len(str(top))
+    for period, n in series:
+        bar = "█" * (round(40 * n / top) if top else 0)
+        out.print(Text(f"{period:<{width}}  {n:>{digits}}  {bar}".rstrip()), soft_wrap=True)

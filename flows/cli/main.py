@@ -1,7 +1,7 @@
 """The `newsarchive` command group, its shared options, and the one error handler.
 
 Commands live in flows/cli/crawling.py (crawl, sources, upload, deploy,
-worker, demo) and flows/cli/reading.py (list, get, serve, reindex,
+worker, demo) and flows/cli/reading.py (list, get, search, serve, reindex,
 reextract, export); each is a few lines that hand off to the module doing
 the work. Heavy imports (Prefect, Scrapy, boto3, the storage facade) happen
 inside the commands, so `--help` and usage errors are fast.
@@ -90,7 +90,8 @@ class _Group(click.Group):
   newsarchive crawl example --max-pages 50       crawl one source into ./archive
   newsarchive list https://example.com/2024/05/story
   newsarchive get https://example.com/2024/05/story --as text
-  newsarchive serve --port 8080                  Memento / wayback API on 127.0.0.1
+  newsarchive search '"sea level" AND flood' --from 2024-05 --count-by week
+  newsarchive serve --port 8080                  the reading room, /api/ and wayback URLs on 127.0.0.1
 
 environment:
   NEWSARCHIVE_ARCHIVE   default archive (./archive); a folder or s3://bucket/prefix

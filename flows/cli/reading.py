@@ -1,4 +1,4 @@
-"""Commands that read the archive: list, get, serve, reindex, reextract, export."""
+"""Commands that read the archive: list, get, search, serve, reindex, reextract, export."""
 
 from __future__ import annotations
 
@@ -77,27 +77,96 @@ def get(url, at, form, archive):
     sys.stdout.buffer.flush()
 
 
-@command(short_help="serve the archive over HTTP (Memento, wayback URLs, CDX API)", epilog="""examples:
-  newsarchive serve
-  newsarchive serve --archive s3://bucket/news --host 0.0.0.0 --port 8080
-  curl http://127.0.0.1:8080/web/timemap/link/https://example.com/2024/05/story""")
+@command(short_help="full-text search over the archived articles", epilog="""examples:
+  newsarchive search 'climate'
+  newsarchive search '"sea level" AND (flood OR storm) -opinion' --source example --from 2024-05 --to 2024-06
+  newsarchive search 'climat*' --lang en --limit 50 --json | jq '.results[].url'
+  newsarchive search '气候' --count-by day
+  newsarchive search 'election' --count-by week --json > election-weeks.json
+query: words, "a phrase", prefix*, AND, OR, NOT (or -word), parentheses; case and accents
+do not matter; Chinese, Japanese and Korean words are found inside sentences.
+--from/--to are the articles' dates as published (else their first capture); a partial
+date covers its period (--to 2024-05 is the end of May).""")
+@click.argument("query")
+@click.option("--source", "sources", multiple=True, metavar="S", help="only this source (repeatable)")
+@click.option("--from", "start", metavar="D", default=None, help="articles dated at or after D")
+@click.option("--to", "end", metavar="D", default=None, help="articles dated at or before D")
+@click.option("--lang", metavar="L", default=None, help="only articles in this language (en, de, ru, zh, pt-br, ...)")
+@click.option("--limit", type=click.IntRange(1, 1000), default=20, show_default=True, metavar="N",
+              help="at most N articles")
+@click.option("--offset", type=click.IntRange(min=0), default=0, metavar="N", help="skip the first N (paging)")
+@click.option("--sort", type=click.Choice(("relevance", "newest", "oldest")), default="relevance",
+              show_default=True, help="best match first, or by date")
+@click.option("--count-by", "count_by", type=click.Choice(("day", "week", "month")), default=None,
+              help="instead of articles: how many match per day, week (its Monday) or month")
+@click.option("--json", "as_json", is_flag=True, help="print JSON (results with captures and highlights, or counts)")
+@archive_option
+@debug_option
+def search(query, sources, start, end, lang, limit, offset, sort, count_by, as_json, archive):
+    """Search the clean text of every archived article: matching articles best first,
+    one per article however often it was captured, with title, date as published,
+    source, URL, capture time and a snippet with the matches highlighted."""
+    from flows import display
+    from storage.search import SearchFilters
+    from storage.searchquery import compile_query
+
+    compile_query(query)  # a bad query is one line before the archive is opened
+    filters = SearchFilters.from_input(sources, start, end, lang)
+    index = _open(archive).catalog.search
+    if count_by:
+        series = index.counts(query, filters, by=count_by)
+        if as_json:
+            click.echo(json.dumps({"query": query, "filters": filters.as_json(), "by": count_by,
+                                   "total": sum(n for _, n in series),
+                                   "counts": [{"period": p, "count": n} for p, n in series]},
+                                  indent=2, ensure_ascii=False))
+        else:
+            display.print_counts(query, count_by, series)
+        return
+    found = index.search(query, filters, limit=limit, offset=offset, sort=sort)
+    if as_json:
+        click.echo(json.dumps(found.as_json(), indent=2, ensure_ascii=False))
+    else:
+        display.print_search_results(found)
+
+
+@command(short_help="serve the archive over HTTP: the reading room, /api/, wayback URLs, CDX", epilog="""examples:
+  newsarchive serve                              then open http://127.0.0.1:8080/
+  newsarchive serve --archive s3://bucket/news --port 8081
+  newsarchive serve --host 0.0.0.0 --token "$(openssl rand -hex 16)"
+  curl http://127.0.0.1:8080/api/search?q=climate
+  curl http://127.0.0.1:8080/web/timemap/link/https://example.com/2024/05/story
+Beyond loopback, --token (or NEWSARCHIVE_SERVE_TOKEN) makes every request carry it
+(Authorization: Bearer TOKEN, or a link with ?token=TOKEN once, which sets a cookie);
+--public serves the archive to anyone who can reach the address.""")
 @archive_option
 @click.option("--host", default="127.0.0.1", show_default=True, help="address to listen on")
 @click.option("--port", type=click.IntRange(0, 65535), default=8080, show_default=True,
               help="port (0 picks a free one)")
+@click.option("--token", envvar="NEWSARCHIVE_SERVE_TOKEN", default=None, metavar="SECRET",
+              help="require this token on every request (needed with a --host other than loopback)")
+@click.option("--public", is_flag=True, help="with a --host other than loopback: serve to anyone, no token")
 @debug_option
-def serve(archive, host, port):
-    """Serve the archive read-only: /web/timemap/link/URL, /web/URL (TimeGate),
-    /web/TIMESTAMPid_/URL, /web/TIMESTAMPtext_/URL and /cdx?url=URL&output=json."""
+def serve(archive, host, port, token, public):
+    """Serve the archive read-only: the reading room at / (search, articles, their
+    captures, changes and sandboxed replay, sources), the same as JSON under /api/,
+    and /web/timemap/link/URL, /web/URL (TimeGate), /web/TIMESTAMPid_/URL,
+    /web/TIMESTAMPtext_/URL and /cdx?url=URL&output=json."""
     from flows.display import info
     from storage import server
+    from storage.server.access import exposure
 
     location = archive
+    warning = exposure(host, token, public)  # refused beyond loopback without --token or --public
     sock = server.bind(host, port)
     url = server.url_of(sock)
-    app = server.create_app(_open(location))
-    info(f"serving {location} at {url}/web/  (Ctrl-C to stop)")
-    info(f"  try: curl {url}/web/timemap/link/URL")
+    app = server.create_app(_open(location), token=token or None)
+    if warning:
+        info(warning)
+    info(f"serving {location} at {url}/  (Ctrl-C to stop)")
+    if token:
+        info(f"  open: {url}/?token={token}")
+    info(f"  reading room {url}/  API {url}/api/  replay {url}/web/URL")
     server.server_for(app, sock).run(sockets=[sock])
 
 
@@ -171,4 +240,4 @@ def export(wacz, source, start, end, archive, output):
                f"{len(report.warcs)} WARC files, {human_bytes(report.bytes)}")
 
 
-COMMANDS = [list_, get, serve, reindex, reextract, export]
+COMMANDS = [list_, get, search, serve, reindex, reextract, export]
