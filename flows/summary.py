@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any, Mapping
 
 from storage import layout
+from storage.runs import assess, pages_ok  # noqa: F401 - the run verdict rule, shared with the reading room
 from storage.spool import UploadReport
 
 
@@ -139,28 +140,3 @@ def archive_ref(archive: str, key: str) -> str:
     if archive.startswith("s3://"):
         return archive.rstrip("/") + "/" + key
     return str(Path(archive).resolve() / key)
-
-
-def pages_ok(stats: Mapping[str, Any]) -> int:
-    counts = stats.get("status_counts")
-    if isinstance(counts, Mapping) and counts:
-        return sum(int(n) for code, n in counts.items() if str(code)[:1] in ("2", "3"))
-    return int(stats.get("pages") or 0)
-
-
-def assess(source: str, stats: Mapping[str, Any]) -> str | None:
-    """None when the crawl is acceptable, else a one-line reason it mostly failed.
-
-    Dead links (4xx) are the site's own and are archived like any page; a run
-    fails when the site could not be fetched: network errors and 5xx answers
-    outnumbering the pages that came back.
-    """
-    errors = stats.get("errors") or {}
-    failures = sum(int(n) for kind, n in errors.items() if not kind.startswith("http-4"))
-    ok = pages_ok(stats)
-    kinds = ", ".join(f"{k} {v}" for k, v in sorted(errors.items()))
-    if int(stats.get("pages") or 0) == 0 or ok == 0:
-        return f"{source}: no page fetched" + (f" ({kinds})" if kinds else "")
-    if failures > ok:
-        return f"{source}: crawl mostly failed: {failures} failed fetches against {ok} pages fetched ({kinds})"
-    return None

@@ -4,7 +4,9 @@
     serve(archive, host="127.0.0.1", port=8080)     # uvicorn, until interrupted
 
 Routes live in modules by what they serve (storage/server/wayback.py: the
-Memento, wayback replay and CDX routes). Every NewsarchiveError becomes its
+Memento, wayback replay and CDX routes; reading.py: the reading room's pages
+at /; api.py: the same as JSON under /api/). With a `token`, every request
+must carry it (access.py). Every NewsarchiveError becomes its
 HTTP status with a one-line text body; anything else is a 500 that names no
 internals. New indexes in the archive are picked up at most every
 `sync_interval` seconds, on the request that finds the interval passed.
@@ -21,11 +23,11 @@ from starlette.applications import Starlette
 from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import PlainTextResponse, Response
-from starlette.routing import Route
 
 from storage.archive import Archive
 from storage.errors import NewsarchiveError, StorageError
-from storage.server import wayback
+from storage.runs import RunHistory
+from storage.server import access, api, reading, wayback
 
 DEFAULT_HOST = "127.0.0.1"
 DEFAULT_PORT = 8080
@@ -63,13 +65,6 @@ class _SyncCatalog:
             self._lock.release()
 
 
-def home(request: Request) -> Response:
-    archive: Archive = request.app.state.archive
-    return PlainTextResponse(f"newsarchive: {archive.location}\n"
-                             "  /web/timemap/link/URL  /web/URL  /web/TIMESTAMPid_/URL  "
-                             "/web/TIMESTAMPtext_/URL  /cdx?url=URL\n")
-
-
 async def _one_line_error(request: Request, exc: NewsarchiveError) -> Response:
     return PlainTextResponse(f"{exc}\n", status_code=exc.http_status)
 
@@ -79,13 +74,15 @@ async def _internal_error(request: Request, exc: Exception) -> Response:
     return PlainTextResponse("internal error\n", status_code=500)
 
 
-def create_app(archive: Archive, *, sync_interval: float = 60.0) -> Starlette:
+def create_app(archive: Archive, *, sync_interval: float = 60.0, token: str | None = None) -> Starlette:
+    gate = [Middleware(access.TokenGate, token=token)] if token else []
     app = Starlette(
-        routes=[Route("/", home, methods=["GET"]), *wayback.routes],
-        middleware=[Middleware(_SyncCatalog, archive=archive, interval=sync_interval)],
+        routes=[*reading.routes, *api.routes, *wayback.routes],
+        middleware=[*gate, Middleware(_SyncCatalog, archive=archive, interval=sync_interval)],
         exception_handlers={NewsarchiveError: _one_line_error, Exception: _internal_error},
     )
     app.state.archive = archive
+    app.state.runs = RunHistory(archive.backend)
     return app
 
 
