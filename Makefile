@@ -35,6 +35,11 @@ browser-packages:
 	  echo "installing chromium, nodejs and npm with apt-get"; \
 	  apt-get update -qq && apt-get install -y -qq chromium nodejs npm; \
 	fi
+	@# a font with Chinese glyphs, so screenshots of the reading room show them (1.6 MB)
+	@if [ -z "$$(fc-list :lang=zh 2>/dev/null)" ]; then \
+	  echo "installing fonts-wqy-microhei with apt-get"; \
+	  apt-get update -qq && apt-get install -y -qq fonts-wqy-microhei; \
+	fi
 
 # npm packages the browser tests use, at the versions package-lock.json pins;
 # ReplayWeb.page as its release tarball (npm pack): its bundles need no dependencies.

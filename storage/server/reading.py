@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import functools
 import re
+from datetime import datetime, timezone
 from pathlib import Path
 from urllib.parse import quote, unquote
 
@@ -55,10 +56,23 @@ _LANG = re.compile(r"^[A-Za-z]{2,3}(-[A-Za-z0-9]{2,8})*$")
 # -- templates and their helpers --------------------------------------------------------
 
 def when(ts: str | None) -> str:
-    """20240513100000 -> '2024-05-13 10:00 UTC'."""
-    if not ts or len(ts) < 12:
+    """20240513100005 -> '2024-05-13 10:00:05 UTC'."""
+    if not ts or len(ts) < 14:
         return ts or ""
-    return f"{ts[0:4]}-{ts[4:6]}-{ts[6:8]} {ts[8:10]}:{ts[10:12]} UTC"
+    return f"{ts[0:4]}-{ts[4:6]}-{ts[6:8]} {ts[8:10]}:{ts[10:12]}:{ts[12:14]} UTC"
+
+
+def when_iso(value: str | None) -> str:
+    """An ISO 8601 time (a run manifest's) -> '2024-05-13 10:00:05 UTC'."""
+    if not value:
+        return ""
+    try:
+        parsed = datetime.fromisoformat(str(value).replace("Z", "+00:00"))
+    except ValueError:
+        return str(value)
+    if parsed.tzinfo is None:
+        parsed = parsed.replace(tzinfo=timezone.utc)
+    return parsed.astimezone(timezone.utc).strftime("%Y-%m-%d %H:%M:%S UTC")
 
 
 def marked(text: str | None, spans) -> Markup:
@@ -78,18 +92,21 @@ def lang_attr(value: str | None) -> str | None:
     return value if value and _LANG.match(value) else None
 
 
-def bars(series: list[dict], width: int = 720, height: int = 120) -> dict:
-    """Geometry of a bar chart over [{period, count}] (drawn by the chart macro)."""
+def bars(series: list[dict], width: int = 720, height: int = 120, widest: int = 36) -> dict:
+    """Geometry of a bar chart over [{period, count}] (drawn by the chart macro): bars at
+    most `widest` units wide, so a few periods do not fill the page with one block."""
     n = len(series)
     top = max((p["count"] for p in series), default=0)
     if not n:
         return {"bars": [], "top": 0, "width": width, "height": height}
+    width = max(200, min(width, n * widest))
     step = width / n
     gap = 1 if step > 3 else 0
     out = []
     for i, p in enumerate(series):
         h = 0 if not top else max(2 if p["count"] else 0, round((height - 4) * p["count"] / top))
-        out.append({"x": round(i * step, 2), "y": height - h, "w": max(0.5, round(step - gap, 2)), "h": h, **p})
+        w = min(widest, max(0.5, step - gap))
+        out.append({"x": round(i * step + (step - gap - w) / 2, 2), "y": height - h, "w": round(w, 2), "h": h, **p})
     return {"bars": out, "top": top, "width": width, "height": height}
 
 
@@ -111,7 +128,7 @@ def _environment() -> jinja2.Environment:
     # optional fields (an article's author, a run's verdict) are simply absent: plain Undefined renders ''
     env = jinja2.Environment(loader=jinja2.FileSystemLoader(HERE / "templates"), autoescape=True,
                              trim_blocks=True, lstrip_blocks=True)
-    env.filters.update(when=when, marked=marked, lang_attr=lang_attr, urlquote=lambda s: quote(s or "", safe=""))
+    env.filters.update(when=when, when_iso=when_iso, marked=marked, lang_attr=lang_attr, urlquote=lambda s: quote(s or "", safe=""))
     env.globals.update(bars=bars, timeline_points=timeline_points, article_link=room.article_link,
                        diff_link=room.diff_link, replay_link=room.replay_link, sandbox_path=room.sandbox_path)
     return env
