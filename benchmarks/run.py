@@ -4,7 +4,7 @@
     .venv/bin/python benchmarks/run.py --quick    # about 2 minutes: fewer rounds and articles
 
 Each benchmark also writes its own results file (extraction-*.json,
-pipeline-*.json); the summary file carries the machine and the headline rows of
+pipeline-*.json, search-*.json); the summary file carries the machine and the headline rows of
 each. Everything runs on 127.0.0.1 and stops by itself (each benchmark has a
 time bound). What the numbers mean: benchmarks/README.md.
 """
@@ -60,6 +60,7 @@ def main(argv: list[str] | None = None) -> int:
         _run("extraction", [py, str(HERE / "bench_extraction.py"), "--rounds", "1" if args.quick else "3"], None, 600),
         _run("pipeline", [py, str(HERE / "bench_pipeline.py"), "--out", str(pipeline_out)]
              + (["--quick"] if args.quick else []), pipeline_out, 1200),
+        _run("search", [py, str(HERE / "bench_search.py")] + (["--quick"] if args.quick else []), None, 3600),
     ]
 
     rows = []
@@ -67,6 +68,17 @@ def main(argv: list[str] | None = None) -> int:
         res = r["result"]
         if res is None:
             rows.append((r["name"], "FAILED", f"exit {r['exit']}", ""))
+            continue
+        if r["name"] == "search":
+            q, h, i = res["queries"]["all"], res["http"]["all"], res["index"]
+            rows.append(("search", f"query p50 / p95 at {res['articles']} articles", f"{q['p50_ms']} / {q['p95_ms']} ms",
+                         f"GET /api/search p50 {h['p50_ms']} ms (target 200)"))
+            rows.append(("search", "indexing, CPU per text", f"{i['search_cpu_ms_per_text']} ms",
+                         f"{i['at_scale_cpu_ms_per_text']} ms into the full index"))
+            if res.get("crawl"):
+                c = res["crawl"]
+                rows.append(("search", f"indexing vs crawl CPU ({c['articles']})", f"{c['share_of_crawl_cpu_pct']} %",
+                             f"{c['index_cpu_ms_per_article']} of {c['crawl_cpu_ms_per_article']} ms (target 5 %)"))
             continue
         if r["name"] == "extraction":
             for row in res["rows"]:

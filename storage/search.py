@@ -86,6 +86,7 @@ CREATE TABLE IF NOT EXISTS articles (
 );
 CREATE INDEX IF NOT EXISTS articles_by_date ON articles (date_ts);
 CREATE INDEX IF NOT EXISTS articles_by_source ON articles (source, date_ts);
+CREATE INDEX IF NOT EXISTS articles_by_lang ON articles (lang, date_ts);
 CREATE VIRTUAL TABLE IF NOT EXISTS article_text USING fts5(
     title, body, earlier, cjk, tokenize = 'unicode61 remove_diacritics 2');
 CREATE TABLE IF NOT EXISTS article_versions (
@@ -331,6 +332,7 @@ class SearchIndex:
 
     def __init__(self, catalog):
         self.catalog = catalog
+        self._facets: tuple[tuple, dict] | None = None  # (what the tables held, facets)
         with catalog._connect() as db:
             version = db.execute("SELECT value FROM meta WHERE key = 'search_schema'").fetchone()
             if version is not None and version[0] != SEARCH_SCHEMA:
@@ -523,7 +525,10 @@ class SearchIndex:
             raise BadInput(f"offset must be 0 or more: {offset}")
         query = compile_query(text) if (text or "").strip() else None
         base, args = self._from(query, filters)
-        total = self._run(f"SELECT count(*) {base}", args, query)[0][0]
+        if query is not None and filters == SearchFilters():  # one text row per article: no join to count
+            total = self._run("SELECT count(*) FROM article_text WHERE article_text MATCH ?", [query.fts], query)[0][0]
+        else:
+            total = self._run(f"SELECT count(*) {base}", args, query)[0][0]
         if query is not None and sort == "relevance":
             order = "f.rank, a.date_ts DESC"
         else:
@@ -605,12 +610,19 @@ class SearchIndex:
         return self._db().execute("SELECT * FROM articles WHERE urlkey = ?", (urlkey,)).fetchone()
 
     def facets(self) -> dict:
-        """Sources and languages with their article counts (the search form's choices)."""
+        """Sources and languages with their article counts (the search form's choices),
+        counted again only when texts were folded in since (by any process)."""
         db = self._db()
-        return {"sources": [(r[0], r[1]) for r in db.execute(
-                    "SELECT source, count(*) FROM articles WHERE source IS NOT NULL GROUP BY source ORDER BY source")],
-                "languages": [(r[0], r[1]) for r in db.execute(
-                    "SELECT lang, count(*) FROM articles WHERE lang IS NOT NULL GROUP BY lang ORDER BY count(*) DESC")]}
+        state = db.execute("SELECT (SELECT max(id) FROM articles), (SELECT max(rowid) FROM article_versions)").fetchone()
+        cached = self._facets
+        if cached is not None and cached[0] == tuple(state):
+            return cached[1]
+        facets = {"sources": [(r[0], r[1]) for r in db.execute(
+                      "SELECT source, count(*) FROM articles WHERE source IS NOT NULL GROUP BY source ORDER BY source")],
+                  "languages": [(r[0], r[1]) for r in db.execute(
+                      "SELECT lang, count(*) FROM articles WHERE lang IS NOT NULL GROUP BY lang ORDER BY count(*) DESC")]}
+        self._facets = (tuple(state), facets)
+        return facets
 
     def archived_per_day(self, source: str) -> list[tuple[str, int]]:
         """Articles archived (a new or changed text captured) per UTC day, zeros included."""

@@ -176,7 +176,7 @@ def search_page(request: Request):
     try:
         params = room.SearchParams.parse(request.query_params)
         found = room.search_view(archive, params)
-        counts = room.counts_view(archive, params) if (params.q or params.filters != type(params.filters)()) else None
+        counts = room.counts_view(archive, params)
     except BadInput as exc:  # shown above the form, which keeps what was typed
         error = str(exc)
         params = room.SearchParams.parse({})
@@ -204,7 +204,7 @@ def diff_page(request: Request):
 
 @page
 def replay_page(request: Request):
-    view = room.article_view(_archive(request), _url(request), request.query_params.get("at"))
+    view = room.article_view(_archive(request), _url(request), request.query_params.get("at"), any_capture=True)
     return "replay.html", {"a": view}
 
 

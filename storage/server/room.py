@@ -167,10 +167,11 @@ def _pick(captures: list[Capture], at: str | None, *, with_text: bool = True) ->
     return min(pool, key=lambda c: abs((c.datetime - when).total_seconds()))
 
 
-def article_view(archive: Archive, url: str, at: str | None = None) -> dict:
+def article_view(archive: Archive, url: str, at: str | None = None, *, any_capture: bool = False) -> dict:
+    """The capture of `url` nearest `at` that has text (any capture, for the replay)."""
     url = urls.normalize_input(url)
     captures, rows = timeline(archive, url)
-    chosen = _pick(captures, at)
+    chosen = _pick(captures, at, with_text=not any_capture)
     meta, text, plain = None, None, None
     if chosen.text:
         meta = archive.metadata(chosen)
