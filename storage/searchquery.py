@@ -199,9 +199,15 @@ class _Parser:
         self.fail("the query ends too early")  # pragma: no cover - unary/all catch the rest
 
 
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+
+
 def parse(query: str):
-    """The query's syntax tree (Term, AllOf, AnyOf, Not); QueryError when it has none."""
-    return _Parser(query or "").parse()
+    """The query's syntax tree (Term, AllOf, AnyOf, Not); QueryError when it has none.
+    Control characters count as spaces (a NUL would end FTS5's string early)."""
+    parser = _Parser(_CONTROL.sub(" ", query or ""))
+    parser.query = query or ""  # errors quote what was typed
+    return parser.parse()
 
 
 # -- compiling -------------------------------------------------------------------
