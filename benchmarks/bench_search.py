@@ -413,7 +413,7 @@ def tokenizers(items: list, n: int) -> dict:
 
 def _boilerplate(rng: random.Random, words: Language) -> str:
     """What surrounds an article on a real news page: menus, teasers, footer, scripts, styles
-    (pages of 60-90 kB, so the crawl's extraction costs what it costs on real sites)."""
+    (pages of about 45 kB, so extraction works on a page shaped like a real one)."""
     menu = "".join(f'<li><a href="/section/{i}">{" ".join(words.sample(rng, 2))}</a></li>' for i in range(120))
     teasers = "".join(f'<div class="teaser"><a href="/other/{rng.randint(1, 10**6)}.html"><img src="/i/{i}.jpg" '
                       f'alt="{" ".join(words.sample(rng, 4))}"><h3>{" ".join(words.sample(rng, 7))}</h3></a>'
