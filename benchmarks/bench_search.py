@@ -20,8 +20,8 @@
    alone, unicode61 + the CJK character-pair column (ours), unicode61 + a trigram
    table; size, CPU per article, and what a two- and a four-character Chinese word
    find in each.
-5. crawl: a real crawl of --crawl-articles articles (bench_pipeline's site and
-   sampler) for its CPU ms per article (Scrapy + extraction workers), then the CPU
+5. crawl: a real crawl of --crawl-articles generated ~45 kB article pages (bench_pipeline's
+   /proc sampler) for its CPU ms per article (Scrapy + extraction workers), then the CPU
    the search index adds per article when the run's catalog step ingests it.
    Ratio target: under 5 %.
 
