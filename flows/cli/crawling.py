@@ -117,17 +117,20 @@ def worker(pool, name, limit):
 
 @command(short_help="crawl the bundled demo news site and show what was archived", epilog="""examples:
   newsarchive demo
-  newsarchive demo --archive /tmp/demo --no-prefect""")
+  newsarchive demo --archive /tmp/demo --no-prefect
+Run it again: pages that did not change are archived as revisits of the first capture.""")
 @click.option("--archive", "-a", metavar="A", default="./demo-archive",
               help="where to archive the demo crawl (default: ./demo-archive)")
+@click.option("--port", type=click.IntRange(0, 65535), default=8731, show_default=True,
+              help="port of the demo site on 127.0.0.1 (0: any free one)")
 @click.option("--no-prefect", is_flag=True, help="crawl without Prefect")
 @debug_option
-def demo(archive, no_prefect):
+def demo(archive, port, no_prefect):
     """Start the bundled demo news site on 127.0.0.1, crawl it into ./demo-archive,
     print one archived article's clean text, and suggest commands to try next."""
     from flows.demo_site import run_demo
 
-    return run_demo(archive, use_prefect=not no_prefect, debug=debug_enabled())
+    return run_demo(archive, port=port, use_prefect=not no_prefect, debug=debug_enabled())
 
 
 COMMANDS = [crawl, sources, upload, deploy, worker, demo]
