@@ -1,0 +1,139 @@
+"""Fixtures for the replay interop tests (a pytest plugin, loaded by conftest.py).
+
+replay_archive  session: the bundled demo site crawled twice into one folder archive,
+                `recheck = 0`, so the second run archives every unchanged page as a
+                revisit; its stylesheet is a start URL, so one capture of it exists
+pywb_bin        the bin folder of pywb's venv (NEWSARCHIVE_PYWB, made by `make test`)
+start_pywb      factory: start_pywb(folder) runs pywb's `wayback` in a folder on a free
+                loopback port and returns its base URL; stopped at teardown
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import time
+import urllib.error
+import urllib.request
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pytest
+
+from flows import pipeline
+
+PYWB_ENV = "NEWSARCHIVE_PYWB"
+
+
+@dataclass
+class ReplayArchive:
+    path: Path
+    site: object  # flows.demo_site.DemoSite (stopped by its own fixture)
+    base: str  # the demo site's http://127.0.0.1:PORT
+    article: str  # the URL of the article the tests replay
+    first: str = ""  # the 14-digit timestamps of its two captures (original, revisit)
+    second: str = ""
+    runs: list = field(default_factory=list)  # RunSummary of each crawl
+
+    def url(self, path: str) -> str:
+        return self.base + path
+
+
+def demo_sources(base: str) -> str:
+    return f"""[[source]]
+name = "demo"
+start_urls = ["{base}/", "{base}/static/site.css"]
+feeds = ["{base}/rss.xml"]
+sitemaps = ["{base}/news-sitemap.xml"]
+allow = ['/\\d{{4}}/\\d{{2}}/\\d{{2}}/']
+depth = 2
+max_pages = 100
+delay = 0
+concurrency = 4
+recheck = 0
+"""
+
+
+@pytest.fixture(scope="session")
+def replay_archive(demo_site, tmp_path_factory) -> ReplayArchive:
+    from storage.archive import open_archive
+
+    tmp = tmp_path_factory.mktemp("replay")
+    base = demo_site.url("").rstrip("/")
+    sources = tmp / "sources.toml"
+    sources.write_text(demo_sources(base), encoding="utf-8")
+    archive = tmp / "archive"
+    made = ReplayArchive(archive, demo_site, base, base + "/2024/05/13/seagrass-meadows-return-to-the-bay.html")
+    for run in range(2):
+        if run:
+            # WARC timestamps of the index have whole seconds: the second crawl must be later
+            first_second = time.strftime("%Y%m%d%H%M%S", time.gmtime())
+            while time.strftime("%Y%m%d%H%M%S", time.gmtime()) == first_second:
+                time.sleep(0.05)
+        summary = pipeline.run_source("demo", sources_file=sources, archive=str(archive), spool=tmp / "spool")
+        assert summary.verdict is None, summary.verdict
+        made.runs.append(summary)
+    captures = open_archive(str(archive)).list(made.article)
+    assert [c.is_revisit for c in captures] == [False, True], captures
+    made.first, made.second = captures[0].timestamp, captures[1].timestamp
+    return made
+
+
+@pytest.fixture(scope="session")
+def pywb_bin() -> Path:
+    value = os.environ.get(PYWB_ENV)
+    path = Path(value) if value else Path(__file__).resolve().parent.parent / ".venv-pywb" / "bin"
+    if not (path / "wayback").exists():
+        raise RuntimeError(f"pywb missing at {path}: run the tests with `make test` (it makes .venv-pywb)")
+    return path
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def http_get(url: str, headers: dict | None = None, method: str = "GET", timeout: float = 60):
+    """(status, headers, body) without following redirects; loopback only, no proxy."""
+
+    class NoRedirect(urllib.request.HTTPRedirectHandler):
+        def redirect_request(self, *args, **kwargs):
+            return None
+
+    opener = urllib.request.build_opener(urllib.request.ProxyHandler({}), NoRedirect)
+    request = urllib.request.Request(url, headers=headers or {}, method=method)
+    try:
+        with opener.open(request, timeout=timeout) as r:
+            return r.status, r.headers, r.read()
+    except urllib.error.HTTPError as err:
+        return err.code, err.headers, err.read()
+
+
+@pytest.fixture
+def start_pywb(pywb_bin):
+    started = []
+
+    def start(folder: Path) -> str:
+        port = free_port()
+        log = open(folder / "wayback.log", "wb")
+        proc = subprocess.Popen([str(pywb_bin / "wayback"), "--bind", "127.0.0.1", "--port", str(port)],
+                                cwd=folder, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+        started.append((proc, log))
+        base = f"http://127.0.0.1:{port}"
+        deadline = time.monotonic() + 120  # generous: a busy machine starts pywb slowly
+        while True:
+            try:
+                http_get(base + "/", timeout=5)
+                return base
+            except OSError:
+                if proc.poll() is not None or time.monotonic() > deadline:
+                    raise RuntimeError("pywb did not start:\n" + (folder / "wayback.log").read_text())
+                time.sleep(0.2)
+
+    yield start
+    for proc, log in started:
+        proc.terminate()
+        proc.wait(timeout=30)
+        log.close()
