@@ -67,10 +67,9 @@ def replay_archive(demo_site, tmp_path_factory) -> ReplayArchive:
     made = ReplayArchive(archive, demo_site, base, base + "/2024/05/13/seagrass-meadows-return-to-the-bay.html")
     for run in range(2):
         if run:
-            # WARC timestamps of the index have whole seconds: the second crawl must be later
-            first_second = time.strftime("%Y%m%d%H%M%S", time.gmtime())
-            while time.strftime("%Y%m%d%H%M%S", time.gmtime()) == first_second:
-                time.sleep(0.05)
+            # index timestamps have whole seconds: two of them between the crawls, so a time
+            # strictly between an original and its revisit exists
+            time.sleep(2.0)
         summary = pipeline.run_source("demo", sources_file=sources, archive=str(archive), spool=tmp / "spool")
         assert summary.verdict is None, summary.verdict
         made.runs.append(summary)
@@ -137,3 +136,79 @@ def start_pywb(pywb_bin):
         proc.terminate()
         proc.wait(timeout=30)
         log.close()
+
+
+class Served:
+    """`newsarchive serve` running as a user runs it: a subprocess, its stderr collected."""
+
+    def __init__(self, proc: subprocess.Popen):
+        import threading
+
+        self.proc = proc
+        self.lines: list[str] = []
+        self._reader = threading.Thread(target=self._read, daemon=True)
+        self._reader.start()
+
+    def _read(self) -> None:
+        for line in self.proc.stderr:
+            self.lines.append(line.rstrip("\n"))
+
+    def wait_for(self, pattern: str, timeout: float = 120) -> "re.Match":
+        import re
+
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            for line in list(self.lines):
+                m = re.search(pattern, line)
+                if m:
+                    return m
+            if self.proc.poll() is not None and not self._reader.is_alive():
+                break
+            time.sleep(0.05)
+        raise AssertionError(f"serve never printed {pattern!r}; it printed:\n" + "\n".join(self.lines))
+
+    @property
+    def base(self) -> str:
+        return self.wait_for(r"serving .* at (http://127\.0\.0\.1:\d+)/web/").group(1)
+
+    @property
+    def pywb_pid(self) -> int:
+        return int(self.wait_for(r"rewritten replay through pywb \(pid (\d+)").group(1))
+
+    def stop(self, sig=None) -> int:
+        import signal as signals
+
+        if self.proc.poll() is None:
+            self.proc.send_signal(sig or signals.SIGTERM)
+        return self.proc.wait(timeout=60)
+
+
+def alive(pid: int) -> bool:
+    """Whether process `pid` still runs (a zombie has exited)."""
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().split(") ", 1)[1][0] != "Z"
+    except (OSError, IndexError):
+        return False
+
+
+@pytest.fixture
+def serve_archive(tmp_path):
+    """serve_archive(archive, *options, pywb=PATH or None) -> Served (stopped at teardown)."""
+    from test_cli_support import cli_env, newsarchive_bin
+
+    started = []
+
+    def start(archive: Path, *options: str, pywb: Path | None = None) -> Served:
+        env = cli_env(tmp_path)
+        if pywb is not None:
+            env[PYWB_ENV] = str(pywb)
+        proc = subprocess.Popen([newsarchive_bin(), "serve", "--archive", str(archive), "--port", "0", *options],
+                                cwd=tmp_path, env=env, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                                stderr=subprocess.PIPE, text=True)
+        served = Served(proc)
+        started.append(served)
+        return served
+
+    yield start
+    for served in started:
+        served.stop()
