@@ -103,6 +103,8 @@ def serve(archive, host, port, pywb_program, no_pywb):
     from storage.server.replay import PywbReplay
 
     location = archive
+    sock = server.bind(host, port)
+    url = server.url_of(sock)
     opened = _open(location)
     replay = None
     if no_pywb:
@@ -113,8 +115,6 @@ def serve(archive, host, port, pywb_program, no_pywb):
             info(f"no rewritten replay: {where}; /web/TIMESTAMP/URL serves archived payloads as they were")
         else:
             replay = PywbReplay(opened, program, say=info)
-    sock = server.bind(host, port)
-    url = server.url_of(sock)
     app = server.create_app(opened, replay=replay)
     info(f"serving {location} at {url}/web/  (Ctrl-C to stop)")
     info(f"  try: curl {url}/web/timemap/link/URL")
