@@ -130,7 +130,12 @@ def test_pywb_sees_captures_that_arrive_while_serving(replay_archive, pywb_bin, 
         for key in sorted(later):  # the second crawl arrives: WARCs first, then indexes, as uploads go
             (copy / key).parent.mkdir(parents=True, exist_ok=True)
             shutil.copy(replay_archive.path / key, copy / key)
-        status, headers, body = http_get(base + url)
+        deadline = time.monotonic() + 120  # the index is rewritten in the background
+        while True:
+            status, headers, body = http_get(base + url)
+            if headers.get("Memento-Datetime") == http_date(replay_archive.second) or time.monotonic() > deadline:
+                break
+            time.sleep(0.2)
         assert status == 200 and headers["Memento-Datetime"] == http_date(replay_archive.second)
         assert HEADLINE.encode() in body and b"wombat" in body
         pid = replay.pid

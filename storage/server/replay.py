@@ -16,8 +16,8 @@ The request path goes through as sent (percent-escapes intact) with its Host,
 so pywb writes its URLs for our address; bodies stream both ways untouched.
 A page's Link header becomes ours (the full RFC 7089 set); Link values of the
 archived site (pywb passes them on) become X-Archive-Orig-Link, so a preload
-hint cannot send the browser to the live site. pywb's index is written again
-when a catalog sync brought new captures.
+hint cannot send the browser to the live site. pywb's index is written again,
+in the background, when a catalog sync brought new captures.
 
 When pywb cannot be found or does not start, `serve` says so once and
 /web/TIMESTAMP/URL serves the archived payload (wayback.memento).
@@ -91,6 +91,8 @@ class PywbReplay:
         self.index: Path | None = None
         self.client = None
         self._synced = None  # the archive's last SyncReport reflected in pywb's index
+        self._stale = False  # captures arrived that pywb's index does not have yet
+        self._refreshing: asyncio.Task | None = None
         self._log = None
 
     @property
@@ -173,6 +175,13 @@ class PywbReplay:
         return lines[-1][:200] if lines else "no output"
 
     async def stop(self) -> None:
+        if self._refreshing is not None:
+            self._refreshing.cancel()
+            try:
+                await self._refreshing
+            except (asyncio.CancelledError, Exception):
+                pass
+            self._refreshing = None
         if self.client is not None:
             await self.client.aclose()
             self.client = None
@@ -200,13 +209,26 @@ class PywbReplay:
 
     # -- requests --------------------------------------------------------------
 
-    async def _refresh_index(self) -> None:
+    def _refresh_index(self) -> None:
+        """After a sync that brought captures, write pywb's index again in the background
+        (seconds for a few hundred thousand captures: no request waits for it)."""
         report = self.archive.last_sync
         if report is self._synced:
             return
         self._synced = report
-        if report is not None and report.captures:
-            await run_in_threadpool(pywb.write_index, self.archive.catalog, self.index)
+        if report is None or not report.captures:
+            return
+        self._stale = True
+        if self._refreshing is None or self._refreshing.done():
+            self._refreshing = asyncio.get_running_loop().create_task(self._rewrite())
+
+    async def _rewrite(self) -> None:
+        while self._stale:  # captures that arrive while writing: once more after
+            self._stale = False
+            try:
+                await run_in_threadpool(pywb.write_index, self.archive.catalog, self.index)
+            except StorageError as exc:
+                log.warning("pywb's index was not refreshed: %s", exc)
 
     async def forward(self, request: Request, path: str) -> Response:
         """Send the request to pywb as it came; pywb's answer as it comes."""
@@ -227,7 +249,7 @@ class PywbReplay:
 
     async def proxy(self, request: Request, ts: str, modifier: str, url: str) -> Response:
         """/web/TIMESTAMP[MODIFIER]/URL through pywb, with our Link header on the page."""
-        await self._refresh_index()
+        self._refresh_index()
         raw = (request.scope.get("raw_path") or request.url.path.encode()).decode("latin-1")
         response = await self.forward(request, raw)
         links = [(k, v) for k, v in response.raw_headers if k == b"link"]
