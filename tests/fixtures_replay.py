@@ -199,7 +199,7 @@ def serve_archive(tmp_path):
     started = []
 
     def start(archive: Path, *options: str, pywb: Path | None = None) -> Served:
-        env = cli_env(tmp_path)
+        env = cli_env(tmp_path, TMPDIR=str(tmp_path))  # pywb's folder: a SIGKILLed serve leaves it behind
         if pywb is not None:
             env[PYWB_ENV] = str(pywb)
         proc = subprocess.Popen([newsarchive_bin(), "serve", "--archive", str(archive), "--port", "0", *options],

@@ -15,7 +15,6 @@ import json
 import struct
 import subprocess
 import zipfile
-from pathlib import Path
 
 import pytest
 from warcio.archiveiterator import ArchiveIterator

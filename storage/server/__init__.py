@@ -16,9 +16,9 @@ from __future__ import annotations
 
 import logging
 import socket
-from contextlib import asynccontextmanager
 import threading
 import time
+from contextlib import asynccontextmanager
 
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
