@@ -169,6 +169,8 @@ class Served:
 
     @property
     def base(self) -> str:
+        """Its URL, once it answers (after its lifespan started pywb)."""
+        self.wait_for(r"Application startup complete")
         return self.wait_for(r"serving .* at (http://127\.0\.0\.1:\d+)/web/").group(1)
 
     @property
@@ -191,12 +193,13 @@ def alive(pid: int) -> bool:
         return False
 
 
-@pytest.fixture
-def serve_archive(tmp_path):
-    """serve_archive(archive, *options, pywb=PATH or None) -> Served (stopped at teardown)."""
+@pytest.fixture(scope="module")
+def serve_archive(tmp_path_factory):
+    """serve_archive(archive, *options, pywb=PATH or None) -> Served (stopped when the module ends)."""
     from test_cli_support import cli_env, newsarchive_bin
 
     started = []
+    tmp_path = tmp_path_factory.mktemp("serve")
 
     def start(archive: Path, *options: str, pywb: Path | None = None) -> Served:
         env = cli_env(tmp_path, TMPDIR=str(tmp_path))  # pywb's folder: a SIGKILLed serve leaves it behind

@@ -21,7 +21,7 @@ from storage.archive import open_archive
 from storage.server import create_app
 
 
-@pytest.fixture
+@pytest.fixture(scope="module")
 def served(replay_archive, serve_archive, pywb_bin):
     """serve as a user runs it, rewritten replay through pywb included."""
     return serve_archive(replay_archive.path, pywb=pywb_bin)

@@ -20,7 +20,7 @@ from fixtures_replay import alive, http_get
 HEADLINE = "Seagrass meadows return to the bay after a decade"
 
 
-@pytest.fixture
+@pytest.fixture(scope="module")
 def served(replay_archive, serve_archive, pywb_bin):
     return serve_archive(replay_archive.path, pywb=pywb_bin)
 
