@@ -1,4 +1,4 @@
-"""Commands that read the archive: list, get, serve, reindex, reextract, export."""
+"""Commands that read the archive: list, get, serve, pywb, reindex, reextract, export."""
 
 from __future__ import annotations
 
@@ -77,28 +77,70 @@ def get(url, at, form, archive):
     sys.stdout.buffer.flush()
 
 
-@command(short_help="serve the archive over HTTP (Memento, wayback URLs, CDX API)", epilog="""examples:
+@command(short_help="serve the archive over HTTP (replay, Memento, CDX API)", epilog="""examples:
   newsarchive serve
   newsarchive serve --archive s3://bucket/news --host 0.0.0.0 --port 8080
-  curl http://127.0.0.1:8080/web/timemap/link/https://example.com/2024/05/story""")
+  newsarchive serve --pywb /opt/pywb/bin/wayback
+  curl http://127.0.0.1:8080/web/timemap/link/https://example.com/2024/05/story
+Rewritten replay (/web/TIMESTAMP/URL) runs through pywb, started and stopped with the
+server: .venv-pywb/bin/wayback of this checkout (make test installs it), --pywb or
+$NEWSARCHIVE_PYWB. Without it, /web/TIMESTAMP/URL serves the archived payload as is.""")
 @archive_option
 @click.option("--host", default="127.0.0.1", show_default=True, help="address to listen on")
 @click.option("--port", type=click.IntRange(0, 65535), default=8080, show_default=True,
               help="port (0 picks a free one)")
+@click.option("--pywb", "pywb_program", metavar="PATH", default=None,
+              help="pywb's `wayback` program, or the bin folder holding it (default: $NEWSARCHIVE_PYWB, "
+                   "else .venv-pywb/bin of this checkout)")
+@click.option("--no-pywb", is_flag=True, help="no rewritten replay: /web/TIMESTAMP/URL serves archived payloads")
 @debug_option
-def serve(archive, host, port):
-    """Serve the archive read-only: /web/timemap/link/URL, /web/URL (TimeGate),
-    /web/TIMESTAMPid_/URL, /web/TIMESTAMPtext_/URL and /cdx?url=URL&output=json."""
+def serve(archive, host, port, pywb_program, no_pywb):
+    """Serve the archive read-only: /web/TIMESTAMP/URL (the page, rewritten through pywb),
+    /web/timemap/link/URL, /web/URL (TimeGate), /web/TIMESTAMPid_/URL, /web/TIMESTAMPtext_/URL
+    and the CDX API at /cdx?url=URL (also /cdx/search/cdx)."""
     from flows.display import info
-    from storage import server
+    from storage import pywb, server
+    from storage.server.replay import PywbReplay
 
     location = archive
     sock = server.bind(host, port)
     url = server.url_of(sock)
-    app = server.create_app(_open(location))
+    opened = _open(location)
+    replay = None
+    if no_pywb:
+        info("rewritten replay off (--no-pywb): /web/TIMESTAMP/URL serves archived payloads as they were")
+    else:
+        program, where = pywb.find_wayback(pywb_program)
+        if program is None:
+            info(f"no rewritten replay: {where}; /web/TIMESTAMP/URL serves archived payloads as they were")
+        else:
+            replay = PywbReplay(opened, program, say=info)
+    app = server.create_app(opened, replay=replay)
     info(f"serving {location} at {url}/web/  (Ctrl-C to stop)")
     info(f"  try: curl {url}/web/timemap/link/URL")
     server.server_for(app, sock).run(sockets=[sock])
+
+
+@command("pywb", short_help="write a pywb collection for the archive", epilog="""examples:
+  newsarchive pywb --archive ./archive -o pywb-home
+  cd pywb-home && .venv-pywb/bin/wayback --bind 127.0.0.1 --port 8090
+  # then http://127.0.0.1:8090/web/20240501120000/https://example.com/2024/05/story
+Write it again after crawls: the index holds the captures the archive had when it ran.""")
+@archive_option
+@click.option("-o", "--output", metavar="DIR", required=True, help="folder for config.yaml and indexes/ (created)")
+@click.option("--collection", metavar="NAME", default="web", show_default=True,
+              help="the collection's name: the first part of pywb's replay URLs (/NAME/TIMESTAMP/URL)")
+@debug_option
+def pywb_(archive, output, collection):
+    """Write a pywb configuration for the archive into DIR: config.yaml (one collection
+    whose archive_paths is the archive itself) and indexes/index.cdxj, every replayable
+    capture in one sorted file (no conversion records: the clean text is not a capture).
+    Nothing in the archive changes; run pywb's `wayback` in DIR."""
+    from storage.pywb import write_collection
+
+    written = write_collection(_open(archive), output, collection=collection)
+    click.echo(f"wrote {written.config} and {written.index} ({written.captures} captures); "
+               f"run pywb there: cd {written.folder} && wayback --bind 127.0.0.1 --port 8090")
 
 
 @command(short_help="rebuild the catalog from the indexes in storage", epilog="""examples:
@@ -167,8 +209,9 @@ def export(wacz, source, start, end, archive, output):
         raise BadInput("choose an export format: --wacz")
     parse_time(start), period_end(end)  # a bad time is one line before anything is read
     report = export_wacz(_open(archive), source, since=start, until=end, out_path=output)
-    click.echo(f"wrote {report.path}: {report.captures} captures, {report.pages} pages, "
+    originals = f" (and {report.originals} earlier captures its revisits repeat)" if report.originals else ""
+    click.echo(f"wrote {report.path}: {report.captures} captures{originals}, {report.pages} pages, "
                f"{len(report.warcs)} WARC files, {human_bytes(report.bytes)}")
 
 
-COMMANDS = [list_, get, serve, reindex, reextract, export]
+COMMANDS = [list_, get, serve, pywb_, reindex, reextract, export]

@@ -4,7 +4,9 @@
     serve(archive, host="127.0.0.1", port=8080)     # uvicorn, until interrupted
 
 Routes live in modules by what they serve (storage/server/wayback.py: the
-Memento, wayback replay and CDX routes). Every NewsarchiveError becomes its
+Memento and wayback replay routes; cdx.py: the CDX server API; replay.py:
+rewritten replay through pywb, a process started and stopped in the app's
+lifespan when `create_app` is given a `PywbReplay`). Every NewsarchiveError becomes its
 HTTP status with a one-line text body; anything else is a 500 that names no
 internals. New indexes in the archive are picked up at most every
 `sync_interval` seconds, on the request that finds the interval passed.
@@ -16,6 +18,7 @@ import logging
 import socket
 import threading
 import time
+from contextlib import asynccontextmanager
 
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
@@ -25,7 +28,7 @@ from starlette.routing import Route
 
 from storage.archive import Archive
 from storage.errors import NewsarchiveError, StorageError
-from storage.server import wayback
+from storage.server import cdx, replay as replay_routes, wayback
 
 DEFAULT_HOST = "127.0.0.1"
 DEFAULT_PORT = 8080
@@ -66,7 +69,7 @@ class _SyncCatalog:
 def home(request: Request) -> Response:
     archive: Archive = request.app.state.archive
     return PlainTextResponse(f"newsarchive: {archive.location}\n"
-                             "  /web/timemap/link/URL  /web/URL  /web/TIMESTAMPid_/URL  "
+                             "  /web/timemap/link/URL  /web/URL  /web/TIMESTAMP/URL  /web/TIMESTAMPid_/URL  "
                              "/web/TIMESTAMPtext_/URL  /cdx?url=URL\n")
 
 
@@ -79,13 +82,27 @@ async def _internal_error(request: Request, exc: Exception) -> Response:
     return PlainTextResponse("internal error\n", status_code=500)
 
 
-def create_app(archive: Archive, *, sync_interval: float = 60.0) -> Starlette:
+def create_app(archive: Archive, *, sync_interval: float = 60.0, replay=None) -> Starlette:
+    """The app; ``replay`` (a replay.PywbReplay) is started and stopped with it."""
+
+    @asynccontextmanager
+    async def lifespan(app):
+        if replay is not None:
+            await replay.start()
+        try:
+            yield
+        finally:
+            if replay is not None:
+                await replay.stop()
+
     app = Starlette(
-        routes=[Route("/", home, methods=["GET"]), *wayback.routes],
+        routes=[Route("/", home, methods=["GET"]), *wayback.routes, *cdx.routes, *replay_routes.routes],
         middleware=[Middleware(_SyncCatalog, archive=archive, interval=sync_interval)],
         exception_handlers={NewsarchiveError: _one_line_error, Exception: _internal_error},
+        lifespan=lifespan,
     )
     app.state.archive = archive
+    app.state.replay = replay
     return app
 
 
@@ -108,7 +125,8 @@ def server_for(app, sock: socket.socket, *, log_level: str = "info"):
     """A uvicorn Server for `app` on the bound socket `sock`: `.run(sockets=[sock])`."""
     import uvicorn
 
-    config = uvicorn.Config(app, log_level=log_level, access_log=log_level == "info", lifespan="off")
+    # lifespan "on": the app starts and stops its replay process there
+    config = uvicorn.Config(app, log_level=log_level, access_log=log_level == "info", lifespan="on")
     return uvicorn.Server(config)
 
 
