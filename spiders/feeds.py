@@ -66,7 +66,10 @@ class XmlIndex:
 
 
 def _local(tag) -> str:
-    return etree.QName(tag).localname if isinstance(tag, str) else ""
+    """The local name of "{namespace}name" (or of "prefix:name", an unbound prefix the parser kept)."""
+    if not isinstance(tag, str):
+        return ""  # a comment or processing instruction
+    return tag.rsplit("}", 1)[-1].rsplit(":", 1)[-1]
 
 
 def sniff_kind(root: etree._Element) -> str:

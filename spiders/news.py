@@ -247,7 +247,7 @@ class NewsSpider(scrapy.Spider):
         fp = self.crawler.request_fingerprinter.fingerprint(request)
         if fp in self._seen:
             chain = meta.get("redirect_urls") or []
-            if chain and canonicalize_url(request.url) in {canonicalize_url(u) for u in chain}:
+            if chain and _canonical(request.url) in {_canonical(u) for u in chain}:
                 record_refusal(self.crawler, chain[0], Refused(
                     "redirect-loop", f"redirects lead back to {redact_url(request.url)} "
                                      f"after {len(chain)} hops: not followed"))
@@ -401,6 +401,14 @@ class NewsSpider(scrapy.Spider):
         message = " ".join(str(message).split())[:300]
         record_error(self.crawler.stats, kind, url, message)
         logger.warning("fetch failed (%s): %s: %s", kind, url, message)
+
+
+def _canonical(url: str) -> str:
+    """The URL as request fingerprints see it (query order, escaping), for comparing chains."""
+    try:
+        return canonicalize_url(url)
+    except ValueError:
+        return url
 
 
 def _site_root(url: str) -> str:
