@@ -167,6 +167,7 @@ def check_archive(run: HostileRun, site: HostileSite, *, good: list[str] | None 
     for url in (site.good if good is None else good):
         assert url in responses, f"good article not archived: {url}"
         assert url in extracted, f"good article not extracted: {url}"
+    assert run.memory["samples"] and run.memory["main_mb"] > 50, run.memory  # the tree was measured
     assert run.memory["peak_mb"] < MAX_TREE_MB, run.memory
 
 

@@ -13,6 +13,7 @@ import brotli
 from flows.siteserver import Route
 
 from fixtures_hostile import check_archive, hostile_crawl_run
+from spiders.reextract import reextract_warc
 from hostile_site import HTML, XML, article_html, page
 
 try:
@@ -105,6 +106,12 @@ def test_compression_bombs_are_archived_as_received_and_never_decoded_in_full(ho
     assert not [u for u in extracted if "bomb" in u]
     message = next(s["message"] for s in run.samples("decompression-limit") if "bomb-br" in s["url"])
     assert "decodes to more than 50.0 MB" in message and "archived as received" in message, message
+    # re-deriving text from the WARC later reads the bombs no further than the crawl did
+    results = {r.url: r for w in run.warcs(text=False) for r in reextract_warc(w, workers=1)}
+    for path in bombs:
+        assert results[site.url(path)].error.startswith("decompression-limit: decodes to more than"), path
+    for i in range(5):
+        assert results[site.url(f"/news/encoded-{i}")].ok, results[site.url(f"/news/encoded-{i}")].error
 
 
 def test_huge_pages_are_archived_but_not_read(hostile_site, hostile_crawl):
