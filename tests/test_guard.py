@@ -186,3 +186,17 @@ def test_credentials_are_stripped_and_redacted():
 def test_no_private_address_gets_through_unnamed(ip):
     refusal = AddressGuard(source("https://news.example/")).refusal("news.example", ip)
     assert refusal is not None and refusal.kind == "blocked-address"
+
+
+def test_no_download_handler_but_http_and_no_proxy_in_the_project_settings():
+    """Behind the gate: even a request that got past it has no way to read a local file, an FTP
+    or S3 object or a data: URL, nor to go through a proxy from the environment."""
+    from scrapy.settings import Settings
+
+    settings = Settings()
+    settings.setmodule("spiders.settings", priority="project")
+    handlers = settings.getwithbase("DOWNLOAD_HANDLERS")
+    assert {s: handlers[s] for s in ("file", "ftp", "s3", "data")} == dict.fromkeys(("file", "ftp", "s3", "data"))
+    assert {s for s, h in handlers.items() if h} == {"http", "https"}
+    middlewares = settings.getwithbase("DOWNLOADER_MIDDLEWARES")
+    assert middlewares["scrapy.downloadermiddlewares.httpproxy.HttpProxyMiddleware"] is None

@@ -10,10 +10,12 @@ import re
 import zlib
 
 import brotli
+
 from flows.siteserver import Route
+from spiders.reextract import reextract_warc
+from storage.recovery import recover_spool
 
 from fixtures_hostile import check_archive, hostile_crawl_run
-from spiders.reextract import reextract_warc
 from hostile_site import HTML, XML, article_html, page
 
 try:
@@ -60,7 +62,7 @@ def encoded(body: bytes, coding: str) -> bytes:
             "zstd": zstd.compress}[coding](body)
 
 
-def test_compression_bombs_are_archived_as_received_and_never_decoded_in_full(hostile_site, hostile_crawl):
+def test_compression_bombs_are_archived_as_received_and_never_decoded_in_full(hostile_site, hostile_crawl, tmp_path):
     site = hostile_site
     good = site.articles("", 2)
     sent: dict[str, bytes] = {}
@@ -112,6 +114,15 @@ def test_compression_bombs_are_archived_as_received_and_never_decoded_in_full(ho
         assert results[site.url(path)].error.startswith("decompression-limit: decodes to more than"), path
     for i in range(5):
         assert results[site.url(f"/news/encoded-{i}")].ok, results[site.url(f"/news/encoded-{i}")].error
+    # and had the crawl been killed while writing this WARC, recovery would keep every record of it
+    capture = run.warcs(text=False)[0]
+    key = capture.relative_to(run.spool).as_posix()
+    torn = tmp_path / "killed"
+    (torn / key).parent.mkdir(parents=True)
+    (torn / (key + ".open")).write_bytes(capture.read_bytes() + gzip.compress(b"WARC/1.1\r\n")[:20])
+    report = recover_spool(torn)
+    assert report.keys == [key] and not report.quarantined, report.as_dict()
+    assert (torn / key).read_bytes() == capture.read_bytes()
 
 
 def test_huge_pages_are_archived_but_not_read(hostile_site, hostile_crawl):

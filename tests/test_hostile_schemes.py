@@ -15,10 +15,11 @@ def test_links_sitemaps_and_feeds_to_other_schemes_are_refused_and_counted(hosti
     bad_links = [f"file://127.0.0.1{secret}", f"file://{secret}", f"file:///{secret}", f"FILE://localhost{secret}",
                  f"ftp://127.0.0.2:{bait.port}/pub/x", "s3://newsarchive-bait/key", f"gopher://127.0.0.2:{bait.port}/",
                  "data:text/html,<p>inline</p>"]
-    site.add("/", page("Home", *good[:1], "/section", *bad_links))
+    site.add("/", page("Home", *good[:1], "/section", "/private/page", *bad_links))
+    site.add("/private/page", page("Never fetched: robots.txt forbids it"))
     site.add("/section", page("Section", *bad_links[:2]))
     site.add("/robots.txt", Route(
-        (f"User-agent: *\nAllow: /\n"
+        (f"User-agent: *\nDisallow: /private/\n"
          f"Sitemap: file://127.0.0.1{secret}\nSitemap: s3://newsarchive-bait/sitemap.xml\n"
          f"Sitemap: ftp://127.0.0.2:{bait.port}/sitemap.xml\nSitemap: {bait.url('/sitemap.xml')}\n"
          f"Sitemap: /sitemap.xml\n").encode(), headers=[("Content-Type", "text/plain")]))
@@ -41,3 +42,6 @@ def test_links_sitemaps_and_feeds_to_other_schemes_are_refused_and_counted(hosti
     assert run.errors.get("off-scope") == 1  # the bait's sitemap in robots.txt
     sample = run.samples("bad-scheme")[0]
     assert "only http and https" in sample["message"]
+    # robots.txt refusals have a count of their own, which counts nothing else
+    assert "/private/page" not in site.hits
+    assert "'newsarchive/dropped/robots_txt': 1," in run.stderr and "newsarchive/dropped/ignored" not in run.stderr
