@@ -52,7 +52,7 @@ from w3lib.url import canonicalize_url
 from spiders.crawl import record_error
 from spiders.feeds import MAX_XML_BYTES, FeedError, XmlIndexReader
 from spiders.guard import Refused, Scope, record_refusal, redact_url, strip_userinfo
-from spiders.limits import ForbiddenByRobots, ParseLimits, decoded_limit
+from spiders.limits import MAX_ROBOTSTXT_BYTES, ForbiddenByRobots, ParseLimits, decoded_limit
 from spiders.seen import SeenCaptures
 from spiders.sources import Source, SourcesError, default_sources_path, load_sources
 
@@ -211,19 +211,26 @@ class NewsSpider(scrapy.Spider):
         """RobotsTxtMiddleware parsed a robots.txt: queue its Sitemap: lines (the gate judges them)."""
         rp = getattr(robotparser, "rp", None)  # Protego (Scrapy's default parser) keeps them
         found = getattr(rp, "sitemaps", None) or (rp.site_maps() if hasattr(rp, "site_maps") else None) or []
-        base = _site_root(request.url)
         for url in found:
-            try:
-                sitemap = self._request(urljoin(base, url.strip()), self.parse_index, hops=0)
-            except ValueError as exc:  # not even a URL
-                record_refusal(self.crawler, url, Refused("bad-url", f"robots.txt Sitemap: line is not a URL ({exc})"))
-                continue
-            self.crawler.engine.crawl(sitemap)
+            sitemap = self._sitemap_request(url, request.url)
+            if sitemap is not None:
+                self.crawler.engine.crawl(sitemap)
 
     def parse_robots(self, response: Response):
         if self._status_ok(response):
-            for url in sitemap_urls_from_robots(response.text, base_url=response.url):
-                yield self._request(url, self.parse_index, hops=0)
+            text = response.body[:MAX_ROBOTSTXT_BYTES].decode("utf-8", "replace")  # as Google reads it
+            for url in sitemap_urls_from_robots(text, base_url=response.url):
+                sitemap = self._sitemap_request(url, response.url)
+                if sitemap is not None:
+                    yield sitemap
+
+    def _sitemap_request(self, line: str, robots_url: str) -> Request | None:
+        """A robots.txt `Sitemap:` line as a request (the gate judges it), None if it is no URL."""
+        try:
+            return self._request(urljoin(_site_root(robots_url), line.strip()), self.parse_index, hops=0)
+        except ValueError as exc:
+            record_refusal(self.crawler, robots_url, Refused("bad-url", f"a Sitemap: line is not a URL ({exc})"))
+            return None
 
     # -- the scope gate -----------------------------------------------------
 
@@ -318,8 +325,8 @@ class NewsSpider(scrapy.Spider):
             self._record_error(response.url, "bad-feed", str(e))
         if index.cut:
             record_refusal(self.crawler, response.url, Refused(
-                "decompression-limit", f"decodes to more than {self.max_xml_bytes} bytes: read up to there "
-                                       f"({index.read} entries)", fetched=True))
+                "decompression-limit", f"decodes to more than {self.max_xml_bytes / 1048576:.1f} MB: read up to "
+                                       f"there ({index.read} entries)", fetched=True))
         if index.overflow:
             self._record_error(response.url, "bad-feed", f"lists more than {index.max_entries} entries "
                                                          f"(the sitemaps.org limit): the rest not read")
