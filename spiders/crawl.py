@@ -209,9 +209,9 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     if args.max_pages is not None and args.max_pages < 1:
         return fail(2, f"--max-pages must be at least 1, not {args.max_pages}")
-    overrides = dict(item.partition("=")[::2] for item in args.set)
-    if any(not name for name in overrides):
+    if any(not name or not sep for name, sep, _ in (item.partition("=") for item in args.set)):
         return fail(2, "-s takes NAME=VALUE")
+    overrides = dict(item.partition("=")[::2] for item in args.set)
 
     from spiders.sources import SourcesError, load_sources
 

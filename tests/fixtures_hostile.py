@@ -114,10 +114,15 @@ def hostile_crawl_run(site: HostileSite, sources_toml: str, tmp: Path, *, settin
     code, _, stderr, memory = run_crawl_measured(args, env=env, timeout=timeout)
     stats = json.loads(stats_out.read_text()) if stats_out.exists() else {}
     files = sorted(p for p in tmp.rglob("*") if p.is_file())
-    if MEMORY_LOG is not None:  # for the report: peak per trap
+    log_memory(memory)
+    return HostileRun(code, spool, stats, stderr, memory, files)
+
+
+def log_memory(memory: dict) -> None:
+    """With NEWSARCHIVE_MEMORY_LOG=FILE, append the crawl's memory figures (the peak per trap)."""
+    if MEMORY_LOG is not None:
         with MEMORY_LOG.open("a") as fh:
             fh.write(json.dumps({"test": os.environ.get("PYTEST_CURRENT_TEST", "?").split(" ")[0], **memory}) + "\n")
-    return HostileRun(code, spool, stats, stderr, memory, files)
 
 
 def readable_text(path: Path) -> bytes:

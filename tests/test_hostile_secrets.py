@@ -10,7 +10,7 @@ from warcio.archiveiterator import ArchiveIterator
 from flows import pipeline
 from flows.siteserver import Route
 
-from fixtures_hostile import check_archive, readable_text
+from fixtures_hostile import check_archive, log_memory, readable_text
 from hostile_site import HostileSite, XML, page
 from treememory import TreeMemory
 
@@ -97,6 +97,7 @@ def test_no_secret_reaches_the_archive_the_summary_or_the_manifest(tmp_path, mon
                                           spool=tmp_path / "spool", on_event=lambda e: logs.append(repr(e)))
         finally:
             memory = watch.finish()
+            log_memory(memory)
     finally:
         site.stop()
     needles = [*secrets, *env.values()]

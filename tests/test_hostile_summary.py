@@ -8,7 +8,7 @@ import socket
 from flows import pipeline
 from flows.siteserver import Route
 
-from fixtures_hostile import readable_text
+from fixtures_hostile import log_memory, readable_text
 from hostile_site import HTML, HostileSite, page
 from treememory import TreeMemory
 
@@ -39,6 +39,7 @@ def test_every_kind_reaches_the_summary_the_artifact_and_the_manifest(tmp_path):
                                           spool=tmp_path / "spool")
         finally:
             memory = watch.finish()
+            log_memory(memory)
     finally:
         site.stop()
     expected = {"bad-scheme": 1, "off-scope": 1, "decompression-limit": 1, "too-large": 1, "redirect-loop": 1,
@@ -57,3 +58,20 @@ def test_every_kind_reaches_the_summary_the_artifact_and_the_manifest(tmp_path):
     for path in (p for p in archive.rglob("*") if p.is_file()):
         assert site.canary.encode() not in readable_text(path), path
     assert memory["samples"] and memory["main_mb"] > 50 and memory["peak_mb"] < 768, memory
+
+
+def test_a_flood_of_one_kind_never_hides_another_in_the_samples():
+    from scrapy.statscollectors import MemoryStatsCollector
+    from scrapy.utils.test import get_crawler
+
+    from spiders.crawl import MAX_ERROR_SAMPLES, record_error, summary
+
+    stats = MemoryStatsCollector(get_crawler())
+    for i in range(500):
+        record_error(stats, "http-4xx", f"http://127.0.0.1/{i}", "HTTP 404")
+    for kind in ("blocked-address", "too-large", "off-scope"):
+        record_error(stats, kind, f"http://127.0.0.1/{kind}", kind)
+    samples = summary("s", stats.get_stats())["error_samples"]
+    assert len(samples) == MAX_ERROR_SAMPLES
+    assert [s["kind"] for s in samples[:4]] == ["http-4xx", "blocked-address", "too-large", "off-scope"]
+    assert summary("s", stats.get_stats())["errors"]["http-4xx"] == 500
