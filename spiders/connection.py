@@ -42,7 +42,8 @@ class _Addresses:
         self.addresses.append(address.host)
 
     def resolutionComplete(self) -> None:
-        self.done.callback(self.addresses)
+        if not self.done.called:  # a download timeout may have cancelled the wait already
+            self.done.callback(self.addresses)
 
 
 @implementer(IStreamClientEndpoint)
