@@ -75,3 +75,9 @@ def test_a_flood_of_one_kind_never_hides_another_in_the_samples():
     assert len(samples) == MAX_ERROR_SAMPLES
     assert [s["kind"] for s in samples[:4]] == ["http-4xx", "blocked-address", "too-large", "off-scope"]
     assert summary("s", stats.get_stats())["errors"]["http-4xx"] == 500
+
+
+def test_refusals_never_make_a_run_fail_but_failed_fetches_still_do():
+    ok = {"source": "s", "pages": 3, "status_counts": {"200": 3}}
+    assert pipeline.assess({**ok, "errors": {"bad-scheme": 40, "off-scope": 9, "blocked-address": 5, "bad-url": 2}}) is None
+    assert "crawl mostly failed" in pipeline.assess({**ok, "errors": {"bad-scheme": 40, "timeout": 4}})
