@@ -4,7 +4,10 @@ How: a thread reads /proc every 20 ms for each process in the tree (children
 found through /proc/PID/task/TID/children) and keeps, per process, the
 kernel's own high-water mark of its resident set (VmHWM in /proc/PID/status).
 A high-water mark never misses a spike, however short, that happened before
-it was read; the per-process peaks are then summed.
+it was read (only a process's last 20 ms can escape); the per-process peaks
+are then summed. A child caught between fork and exec (the forkserver, the
+resource tracker, a helper command being started) is a copy of the crawl
+sharing all its pages: not counted until it runs a program of its own.
 
 `peak_mb` (that sum) is an upper bound of the tree's real peak: the processes
 need not peak at the same moment, and pages shared copy-on-write between the
@@ -64,12 +67,16 @@ def _status_kb(pid: int) -> tuple[int, int]:
     return hwm, rss
 
 
-def _role(pid: int) -> str:
-    """What a process of the tree is, from its command line (for the report)."""
+def _cmdline(pid: int) -> bytes:
     try:
-        cmd = Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+        return Path(f"/proc/{pid}/cmdline").read_bytes()
     except OSError:
-        return "?"
+        return b""
+
+
+def _role(cmdline: bytes) -> str:
+    """What a process of the tree is, from its command line (for the report)."""
+    cmd = cmdline.replace(b"\0", b" ").decode(errors="replace")
     for marker, role in (("spiders.crawl", "crawl"), ("forkserver", "forkserver"),
                          ("resource_tracker", "resource-tracker")):
         if marker in cmd:
@@ -99,6 +106,7 @@ class TreeMemory(threading.Thread):
         self.rss_peak_kb = 0
         self.samples = 0
         self.names: dict[int, str] = {}
+        self.cmds: dict[int, bytes] = {}
         self._done = threading.Event()
 
     def run(self) -> None:
@@ -106,12 +114,20 @@ class TreeMemory(threading.Thread):
             root = self.root if self.root is not None else find_crawl(os.getpid())
             if root is not None:
                 total = 0
+                root_cmd = _cmdline(root)
                 for pid in tree(root):
                     hwm, rss = _status_kb(pid)
-                    if hwm:
-                        self.hwm_kb[pid] = max(self.hwm_kb.get(pid, 0), hwm)
-                        if pid not in self.names:
-                            self.names[pid] = _role(pid)
+                    if not hwm:
+                        continue
+                    cmd = _cmdline(pid)
+                    if pid != root and cmd == root_cmd:
+                        continue  # a fork of the crawl before its exec: the crawl's own pages, shared
+                    if self.cmds.get(pid) != cmd:
+                        # new, or it has exec'd since: a child seen between fork and exec is a
+                        # copy of its parent sharing every page, its VmHWM is the parent's
+                        self.cmds[pid], self.hwm_kb[pid], self.names[pid] = cmd, hwm, _role(cmd)
+                    else:
+                        self.hwm_kb[pid] = max(self.hwm_kb[pid], hwm)
                     total += rss
                 self.rss_peak_kb = max(self.rss_peak_kb, total)
                 self.samples += 1
