@@ -155,8 +155,10 @@ def assess(source: str, stats: Mapping[str, Any]) -> str | None:
     fails when the site could not be fetched: network errors and 5xx answers
     outnumbering the pages that came back.
     """
+    from spiders.kinds import REFUSALS  # requests the crawl refused to make are no failed fetches
+
     errors = stats.get("errors") or {}
-    failures = sum(int(n) for kind, n in errors.items() if not kind.startswith("http-4"))
+    failures = sum(int(n) for kind, n in errors.items() if not kind.startswith("http-4") and kind not in REFUSALS)
     ok = pages_ok(stats)
     kinds = ", ".join(f"{k} {v}" for k, v in sorted(errors.items()))
     if int(stats.get("pages") or 0) == 0 or ok == 0:

@@ -355,7 +355,12 @@ class RecoveryReport:
 
 def validate_warc(path: str | os.PathLike) -> int:
     """Read every record with warcio, digests checked (what `warcio check` does);
-    return the record count or raise StorageError."""
+    return the record count or raise StorageError.
+
+    Payloads are read as stored, not decoded: a record's validity (framing,
+    digests) does not depend on its HTTP Content-Encoding, and decoding a
+    hostile page's compression bomb here would cost what the crawl refused to.
+    """
     from warcio.archiveiterator import ArchiveIterator
     from warcio.exceptions import ArchiveLoadFailed
 
@@ -363,7 +368,7 @@ def validate_warc(path: str | os.PathLike) -> int:
     try:
         with open(path, "rb") as fh:
             for record in ArchiveIterator(fh, check_digests=True):
-                stream = record.content_stream()
+                stream = record.raw_stream
                 while stream.read(_MAX_OUT):
                     pass
                 if record.digest_checker.passed is False:
