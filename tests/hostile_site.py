@@ -23,7 +23,7 @@ import uuid
 from pathlib import Path
 from typing import Callable
 
-from flows.siteserver import Route, SiteServer
+from siteserver import Route, SiteServer
 
 HTML = [("Content-Type", "text/html; charset=utf-8")]
 XML = [("Content-Type", "application/xml")]

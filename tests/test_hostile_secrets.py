@@ -109,7 +109,7 @@ def test_no_secret_reaches_the_archive_the_summary_or_the_manifest(tmp_path, mon
         if not path.name.endswith(".warc.gz") or path.name.endswith(".text.warc.gz"):
             assert not [s for s in secrets if s.encode() in text], path
     check_warc_records([p for p in written if p.name.endswith(".warc.gz")], site, secrets)
-    shown = repr(summary) + summary["markdown"] + repr(pipeline.summary_table(summary)) + "".join(logs)
+    shown = repr(summary) + summary.markdown() + repr(summary.file_rows()) + "".join(logs)
     assert not [s for s in needles if s in shown]
-    assert summary["articles"] == 3 and not site.bait.connections
+    assert summary.articles == 3 and not site.bait.connections
     assert memory["samples"] and memory["peak_mb"] < 768, memory

@@ -44,17 +44,17 @@ def test_every_kind_reaches_the_summary_the_artifact_and_the_manifest(tmp_path):
         site.stop()
     expected = {"bad-scheme": 1, "off-scope": 1, "decompression-limit": 1, "too-large": 1, "redirect-loop": 1,
                 "redirect-limit": 1, "connection": 1}
-    assert summary["errors"] == expected, summary["errors"]
-    assert summary["verdict"] is None  # refusals and limits are no failed crawl
-    assert {s["kind"] for s in summary["error_samples"]} == set(expected)  # a sample of each kind
+    assert summary.errors == expected, summary.errors
+    assert summary.verdict is None  # refusals and limits are no failed crawl
+    assert {s["kind"] for s in summary.error_samples} == set(expected)  # a sample of each kind
     for kind, count in expected.items():
-        assert f"| {kind} | {count} |" in summary["markdown"], kind  # the markdown artifact
+        assert f"| {kind} | {count} |" in summary.markdown(), kind  # the markdown artifact
     manifests = sorted(archive.rglob("runs/hostile/**/*.json"))
     assert len(manifests) == 1
     manifest = json.loads(manifests[0].read_text())
     assert manifest["stats"]["errors"] == expected
     assert {s["kind"] for s in manifest["stats"]["error_samples"]} == set(expected)
-    assert summary["articles"] == 2 and not site.bait.connections
+    assert summary.articles == 2 and not site.bait.connections
     for path in (p for p in archive.rglob("*") if p.is_file()):
         assert site.canary.encode() not in readable_text(path), path
     assert memory["samples"] and memory["main_mb"] > 50 and memory["peak_mb"] < 768, memory
@@ -78,6 +78,8 @@ def test_a_flood_of_one_kind_never_hides_another_in_the_samples():
 
 
 def test_refusals_never_make_a_run_fail_but_failed_fetches_still_do():
-    ok = {"source": "s", "pages": 3, "status_counts": {"200": 3}}
-    assert pipeline.assess({**ok, "errors": {"bad-scheme": 40, "off-scope": 9, "blocked-address": 5, "bad-url": 2}}) is None
-    assert "crawl mostly failed" in pipeline.assess({**ok, "errors": {"bad-scheme": 40, "timeout": 4}})
+    from flows.summary import assess
+
+    ok = {"pages": 3, "status_counts": {"200": 3}}
+    assert assess("s", {**ok, "errors": {"bad-scheme": 40, "off-scope": 9, "blocked-address": 5, "bad-url": 2}}) is None
+    assert "crawl mostly failed" in assess("s", {**ok, "errors": {"bad-scheme": 40, "timeout": 4}})
