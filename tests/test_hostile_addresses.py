@@ -9,7 +9,7 @@ ranges themselves are tested directly in test_guard.py, never by connecting.
 
 import json
 
-from flows.siteserver import Route
+from siteserver import Route
 
 from fixtures_hostile import check_archive
 from hostile_site import HTML, article_html, page

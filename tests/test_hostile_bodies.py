@@ -11,7 +11,7 @@ import zlib
 
 import brotli
 
-from flows.siteserver import Route
+from siteserver import Route
 from spiders.reextract import reextract_warc
 from storage.recovery import recover_spool
 

@@ -2,7 +2,7 @@
 then redirects (302 or meta refresh) off-site or to a local file gets nothing fetched; redirect loops
 and chains past the limit end, counted."""
 
-from flows.siteserver import Route
+from siteserver import Route
 
 from fixtures_hostile import check_archive
 from hostile_site import HTML, article_html, page

@@ -1,7 +1,7 @@
 """Only http and https are fetched: file:, ftp:, s3:, gopher: and data: URLs, wherever they come
 from (links, robots.txt Sitemap: lines, sitemap and feed entries), are refused and counted."""
 
-from flows.siteserver import Route
+from siteserver import Route
 
 from fixtures_hostile import check_archive
 from hostile_site import HTML, XML, page

@@ -8,7 +8,7 @@ from pathlib import Path
 from warcio.archiveiterator import ArchiveIterator
 
 from flows import pipeline
-from flows.siteserver import Route
+from siteserver import Route
 
 from fixtures_hostile import check_archive, log_memory, readable_text
 from hostile_site import HostileSite, XML, page

@@ -6,7 +6,7 @@ import json
 import socket
 
 from flows import pipeline
-from flows.siteserver import Route
+from siteserver import Route
 
 from fixtures_hostile import log_memory, readable_text
 from hostile_site import HTML, HostileSite, page
