@@ -44,6 +44,7 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import ExitStack, contextmanager
 from contextvars import copy_context
+from datetime import datetime, timedelta, timezone
 from typing import Any, Callable, Iterator
 
 from prefect import flow, get_run_logger, task
@@ -123,7 +124,8 @@ def _run_label(run) -> str:
 
 
 def _other_active_runs(source: str) -> list:
-    """Runs of crawl-source for `source` other than this one that are not finished."""
+    """Runs of crawl-source for `source` other than this one that may hold its slot: those
+    not finished, and those that Crashed lately (killed: their lease outlives them)."""
     from prefect.client.orchestration import get_client
     from prefect.client.schemas.filters import (FlowFilter, FlowFilterName, FlowRunFilter, FlowRunFilterName,
                                                 FlowRunFilterState, FlowRunFilterStateType)
@@ -133,11 +135,14 @@ def _other_active_runs(source: str) -> list:
     with get_client(sync_client=True) as client:
         runs = client.read_flow_runs(
             flow_filter=FlowFilter(name=FlowFilterName(any_=["crawl-source"])),
-            flow_run_filter=FlowRunFilter(name=FlowRunFilterName(any_=[f"crawl-{source}"]),
-                                          state=FlowRunFilterState(type=FlowRunFilterStateType(any_=ACTIVE_STATES))),
+            flow_run_filter=FlowRunFilter(
+                name=FlowRunFilterName(any_=[f"crawl-{source}"]),
+                state=FlowRunFilterState(type=FlowRunFilterStateType(any_=[*ACTIVE_STATES, "CRASHED"]))),
             sort=FlowRunSort.START_TIME_DESC, limit=10)
     me = str(flow_run.id or "")
-    return [r for r in runs if str(r.id) != me]
+    recent = datetime.now(timezone.utc) - timedelta(seconds=2 * SLOT_LEASE_SECONDS + 30)  # its lease may live on
+    return [r for r in runs if str(r.id) != me
+            and (r.state.type.value != "CRASHED" or (r.end_time is not None and r.end_time > recent))]
 
 
 class SourceSlot:
