@@ -27,9 +27,10 @@ def crawl(names, all_sources, sources, archive, max_pages, no_prefect):
     """Crawl one or more sources (or all) into the archive.
 
     Runs the Prefect flow crawl-source locally, so manual crawls appear in
-    Prefect's run history (with no PREFECT_API_URL set, Prefect starts a
-    temporary local server, ~10 s). Shows live progress on stderr and a summary
-    table at the end; exits 1 if a crawl failed.
+    Prefect's run history: the server at PREFECT_API_URL, or with none set a
+    temporary one this command starts (~10 s; its log is
+    PREFECT_HOME/temporary-server.log). Shows live progress on stderr and a
+    summary table at the end; exits 1 if a crawl failed.
     """
     from flows import display, manual
     from spiders.sources import load_sources, pick_sources
