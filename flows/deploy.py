@@ -38,7 +38,7 @@ CRAWL_ALL_DEPLOYMENT = "all"
 CRAWL_ALL_CRON = "30 3 * * *"  # once a day; sources keep their own schedules
 
 
-def _prefect_env() -> dict[str, str]:
+def prefect_env() -> dict[str, str]:
     env = dict(os.environ)
     env.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
     env.setdefault("DO_NOT_TRACK", "1")  # as the crawl command: no client usage data unless asked for
@@ -46,7 +46,7 @@ def _prefect_env() -> dict[str, str]:
     return env
 
 
-def _prefect_cmd() -> list[str]:
+def prefect_cmd() -> list[str]:
     exe = Path(sys.executable).with_name("prefect")
     return [str(exe)] if exe.exists() else [shutil.which("prefect") or "prefect"]
 
@@ -173,9 +173,9 @@ DEPLOY_TIMEOUT = 600
 def run_prefect_deploy(prefect_file: str | os.PathLike) -> None:
     """`prefect --no-prompt deploy --all --prefect-file FILE`, run from the checkout
     (it imports each entrypoint there); a failure is one OrchestrationError line."""
-    cmd = _prefect_cmd() + ["--no-prompt", "deploy", "--all", "--prefect-file", str(prefect_file)]
+    cmd = prefect_cmd() + ["--no-prompt", "deploy", "--all", "--prefect-file", str(prefect_file)]
     try:
-        done = subprocess.run(cmd, cwd=REPO_DIR, env=_prefect_env(), capture_output=True, text=True,
+        done = subprocess.run(cmd, cwd=REPO_DIR, env=prefect_env(), capture_output=True, text=True,
                               timeout=DEPLOY_TIMEOUT)
     except subprocess.TimeoutExpired:
         raise OrchestrationError(f"`prefect deploy --all` did not finish within {DEPLOY_TIMEOUT} s") from None

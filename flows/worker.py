@@ -33,7 +33,7 @@ import sys
 import time
 from pathlib import Path
 
-from flows.deploy import DEFAULT_POOL, REPO_DIR, _prefect_cmd, _prefect_env, ensure_pool
+from flows.deploy import DEFAULT_POOL, REPO_DIR, ensure_pool, prefect_cmd, prefect_env
 
 RUN_GRACE = 15.0
 WORKER_GRACE = 10.0
@@ -41,7 +41,7 @@ STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT, signal.SIGHUP)
 
 
 def worker_command(pool: str = DEFAULT_POOL, limit: int | None = None, name: str | None = None) -> list[str]:
-    cmd = _prefect_cmd() + ["worker", "start", "--pool", pool, "--type", "process"]
+    cmd = prefect_cmd() + ["worker", "start", "--pool", pool, "--type", "process"]
     if limit is not None:
         cmd += ["--limit", str(int(limit))]
     if name:
@@ -60,7 +60,7 @@ def run_worker(pool: str = DEFAULT_POOL, limit: int | None = None, name: str | N
     received: list[int] = []
     previous = {s: signal.signal(s, lambda signum, _frame: received.append(signum)) for s in STOP_SIGNALS}
     try:
-        worker = subprocess.Popen(worker_command(pool, limit, name), cwd=REPO_DIR, env=_prefect_env(),
+        worker = subprocess.Popen(worker_command(pool, limit, name), cwd=REPO_DIR, env=prefect_env(),
                                   stdin=subprocess.DEVNULL, start_new_session=True,
                                   preexec_fn=die_with_this_process(signal.SIGKILL))
         while not received:

@@ -1,7 +1,9 @@
-"""The Prefect flows under prefect_test_harness: crawl-source into a folder archive, crawl-all with a broken site."""
+"""The Prefect flows under prefect_test_harness: crawl-source into a folder archive, crawl-all with a
+broken site, crawl-all bounding a child by its timeout."""
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
@@ -91,3 +93,22 @@ def test_crawl_all_one_broken_site_fails_alone(news_site, tmp_path, spool_dir, c
     assert not (archive / "warc" / "broken").exists()
     rows = _artifacts("crawl-all")
     assert rows and "broken" in rows[0]["data"] and "COMPLETED" in rows[0]["data"]
+
+
+def test_crawl_all_bounds_each_child_by_its_timeout_and_reports_it(news_site, tmp_path, spool_dir):
+    from flows.crawl import crawl_all
+
+    sources = tmp_path / "sources.toml"  # a crawl of ~30 s (a delay per page) against a 6 s bound
+    sources.write_text(news_site.sources_toml("crawlslow", depth=1, delay=1.0, concurrency=1), encoding="utf-8")
+    state = crawl_all(sources_file=str(sources), archive=str(tmp_path / "archive"), via="subflows",
+                      timeout_minutes=0.1, return_state=True)
+
+    assert state.is_failed()
+    assert "crawlslow: timed out after 0.1 min" in state.message, state.message
+    row, = json.loads(_artifacts("crawl-all")[0]["data"])
+    assert row["source"] == "crawlslow" and row["state"] != "COMPLETED"
+    assert row["message"] == "crawlslow: timed out after 0.1 min"
+    # the crawl it started did not outlive it, and left the spool to the next run
+    from storage.recovery import SpoolLock
+
+    SpoolLock(spool_dir / "crawlslow", "crawlslow").acquire().release()
