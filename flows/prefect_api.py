@@ -102,18 +102,17 @@ _libc = ctypes.CDLL(None, use_errno=True)
 _PR_SET_PDEATHSIG = 1
 
 
-def _die_with_parent(parent: int, sig: int = signal.SIGKILL):
-    """preexec_fn: the kernel sends `sig` to the child when the process that started it dies."""
+def die_with_this_process(sig: int = signal.SIGKILL):
+    """A preexec_fn for subprocess.Popen: the kernel sends the child `sig` when this
+    process dies, however it dies (PR_SET_PDEATHSIG; strictly, when the thread that
+    started the child ends: start such children from the main thread)."""
+    parent = os.getpid()
+
     def set_pdeathsig() -> None:
         _libc.prctl(_PR_SET_PDEATHSIG, int(sig), 0, 0, 0)
         if os.getppid() != parent:  # the parent died before prctl: nobody would send the signal
             os._exit(1)
     return set_pdeathsig
-
-
-def die_with_this_process(sig: int = signal.SIGKILL):
-    """A preexec_fn for subprocess.Popen: the child is sent `sig` when this process dies."""
-    return _die_with_parent(os.getpid(), sig)
 
 
 def _free_port() -> int:

@@ -15,12 +15,13 @@ import re
 import signal
 import subprocess
 import time
+import uuid
 from pathlib import Path
 
 import pytest
 
 from fixtures_prefect import REPO, VENV_BIN, free_port, read_artifacts
-from proctree import alive, children, cmdline, descendants, wait_gone
+from proctree import TAG_VAR, alive, children, cmdline, descendants, kill_tagged, wait_gone
 from test_cli_support import assert_one_line_error, cli_env
 
 FINAL = {"COMPLETED", "FAILED", "CRASHED", "CANCELLED"}
@@ -150,6 +151,32 @@ def note_seconds(text: str, what: str) -> float | None:
     return float(match.group(1)) if match else None
 
 
+@pytest.fixture
+def workers(prefect_server):
+    """Start workers with workers.start(...) (= prefect_server.start); all stopped, with
+    their flow runs, when the test ends, passed or not."""
+    started = []
+
+    class Workers:
+        @staticmethod
+        def start(*args, **kwargs):
+            proc = prefect_server.start(*args, **kwargs)
+            started.append(proc)
+            return proc
+
+    yield Workers
+    prefect_server.stop(started)
+
+
+@pytest.fixture
+def tagged_env(tmp_path):
+    """cli_env for commands this test starts (no PREFECT_API_URL) and kills; whatever of
+    them is left at the end is killed."""
+    tag = f"unattended-{uuid.uuid4().hex[:12]}"
+    yield cli_env(tmp_path, **{TAG_VAR: tag})
+    kill_tagged(tag)
+
+
 # --------------------------------------------------------------------------- the Prefect server is down
 
 @pytest.mark.parametrize("command", ["deploy", "worker", "crawl"])
@@ -169,16 +196,16 @@ def test_with_the_server_down_each_command_is_one_line_naming_it(news_site, tmp_
 # --------------------------------------------------------------------------- schedules, crawl-all, SIGTERM
 
 @pytest.mark.prefect_server
-def test_a_schedule_fires_crawl_all_completes_on_one_worker_and_sigterm_stops_it_all(prefect_server, news_site,
-                                                                                      tmp_path):
+def test_a_schedule_fires_crawl_all_completes_on_one_worker_and_sigterm_stops_it_all(prefect_server, workers,
+                                                                                      news_site, tmp_path):
     pool = "unattended-solo"
     sources = sources_file(news_site, tmp_path, testnews={"depth": 1, "schedule": "* * * * *"}, slowtest=SLOW)
     archive = tmp_path / "archive"
     env = {**prefect_server.env, "NEWSARCHIVE_SPOOL": str(tmp_path / "spool"), "PREFECT_WORKER_QUERY_SECONDS": "2"}
     deploy(env, sources, archive, pool)
     deployed = time.monotonic()
-    worker = prefect_server.start([VENV_BIN / "newsarchive", "worker", "--pool", pool, "--limit", "1",
-                                   "--name", "solo"], "solo.log", env=env)
+    worker = workers.start([VENV_BIN / "newsarchive", "worker", "--pool", pool, "--limit", "1",
+                            "--name", "solo"], "solo.log", env=env)
     log = lambda: prefect_server.log("solo.log")[-5000:]  # noqa: E731
 
     # a run the scheduler made (not one triggered by hand) completes, and its captures are in the archive
@@ -240,15 +267,15 @@ def test_a_schedule_fires_crawl_all_completes_on_one_worker_and_sigterm_stops_it
 
 @pytest.mark.prefect_server
 def test_a_killed_flow_run_never_blocks_the_next_which_salvages_it_and_sigint_stops_the_worker(
-        prefect_server, news_site, tmp_path):
+        prefect_server, workers, news_site, tmp_path):
     pool = "unattended-kill"
     spool = tmp_path / "spool"
     sources = sources_file(news_site, tmp_path, slowtest=SLOW)
     archive = tmp_path / "archive"
     env = {**prefect_server.env, "NEWSARCHIVE_SPOOL": str(spool), "PREFECT_WORKER_QUERY_SECONDS": "2"}
     deploy(env, sources, archive, pool)
-    worker = prefect_server.start([VENV_BIN / "newsarchive", "worker", "--pool", pool, "--limit", "1"],
-                                  "kill.log", env=env)
+    worker = workers.start([VENV_BIN / "newsarchive", "worker", "--pool", pool, "--limit", "1"],
+                           "kill.log", env=env)
     log = lambda: prefect_server.log("kill.log")[-5000:]  # noqa: E731
 
     first = trigger(env, "crawl-source/slowtest")
@@ -293,10 +320,10 @@ def test_a_killed_flow_run_never_blocks_the_next_which_salvages_it_and_sigint_st
 
 
 @pytest.mark.prefect_server
-def test_a_killed_newsarchive_worker_leaves_no_prefect_worker_behind(prefect_server, tmp_path):
+def test_a_killed_newsarchive_worker_leaves_no_prefect_worker_behind(prefect_server, workers, tmp_path):
     env = {**prefect_server.env, "PREFECT_WORKER_QUERY_SECONDS": "2"}
-    worker = prefect_server.start([VENV_BIN / "newsarchive", "worker", "--pool", "unattended-sigkill"],
-                                  "sigkill.log", env=env)
+    worker = workers.start([VENV_BIN / "newsarchive", "worker", "--pool", "unattended-sigkill"], "sigkill.log",
+                           env=env)
     prefect_worker = wait_for("prefect worker start running under newsarchive worker",
                               lambda: next((p for p in children(worker.pid) if "worker" in cmdline(p)
                                             and "start" in cmdline(p)), None),
@@ -352,11 +379,11 @@ def test_a_killed_crawl_with_a_real_server_never_blocks_the_next(prefect_server,
 
 
 @pytest.mark.prefect_server
-def test_a_killed_crawl_with_the_temporary_server_never_blocks_the_next(news_site, tmp_path):
+def test_a_killed_crawl_with_the_temporary_server_never_blocks_the_next(news_site, tmp_path, tagged_env):
     spool = tmp_path / "spool"
     sources = sources_file(news_site, tmp_path, slowtest=SLOW)
     archive = tmp_path / "archive"
-    env = cli_env(tmp_path)  # no PREFECT_API_URL: the command runs a temporary server of its own
+    env = tagged_env  # no PREFECT_API_URL: the command runs a temporary server of its own
     proc = start_crawl(env, sources, archive, tmp_path / "killed.out")
     try:
         wait_for("the crawl capturing pages", lambda: mid_crawl(proc.pid, "slowtest", spool), 300,
