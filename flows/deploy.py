@@ -175,8 +175,8 @@ def run_prefect_deploy(prefect_file: str | os.PathLike) -> None:
     (it imports each entrypoint there); a failure is one OrchestrationError line."""
     cmd = prefect_cmd() + ["--no-prompt", "deploy", "--all", "--prefect-file", str(prefect_file)]
     try:
-        done = subprocess.run(cmd, cwd=REPO_DIR, env=prefect_env(), capture_output=True, text=True,
-                              timeout=DEPLOY_TIMEOUT)
+        done = subprocess.run(cmd, cwd=REPO_DIR, env={**prefect_env(), "COLUMNS": "400"},  # no wrapped lines
+                              capture_output=True, text=True, timeout=DEPLOY_TIMEOUT)
     except subprocess.TimeoutExpired:
         raise OrchestrationError(f"`prefect deploy --all` did not finish within {DEPLOY_TIMEOUT} s") from None
     except OSError as exc:
@@ -187,10 +187,16 @@ def run_prefect_deploy(prefect_file: str | os.PathLike) -> None:
 
 
 def _last_line(output: str) -> str:
-    """The line that says why: Prefect ends a failure with it (after any traceback)."""
-    lines = [l.strip(" │╭╮╰╯─|") for l in output.splitlines()]
-    lines = [l for l in lines if l.strip()]
-    return " ".join(lines[-1].split()) if lines else "no output"
+    """What says why, as one line: Prefect ends a failure with that paragraph (after any traceback)."""
+    paragraph: list[str] = []
+    for line in reversed(output.splitlines()):
+        text = line.strip(" │╭╮╰╯─|")
+        if not text:
+            if paragraph:
+                break
+            continue
+        paragraph.insert(0, text)
+    return " ".join(" ".join(paragraph).split()) or "no output"
 
 
 def deployed_schedules(definitions: dict[str, Any]) -> dict[str, list[str]]:

@@ -257,3 +257,16 @@ def test_the_committed_prefect_yaml_is_current_and_prefect_deploy_all_deploys_it
         for dep in client.read_deployments():
             if dep.work_pool_name == "newsarchive":
                 client.pause_deployment(dep.id)
+
+
+def test_a_failing_prefect_deploy_is_one_line_with_prefects_reason(prefect_server, tmp_path, monkeypatch):
+    from flows.deploy import run_prefect_deploy, write_prefect_file
+    from storage.errors import OrchestrationError
+
+    definitions = write_prefect_file(tmp_path / "prefect.yaml", REPO / "sources.toml", pool="no-such-pool")
+    monkeypatch.setenv("PREFECT_API_URL", prefect_server.api_url)  # for the `prefect deploy` subprocess
+    with pytest.raises(OrchestrationError) as failed:
+        run_prefect_deploy(definitions)
+    message = str(failed.value)
+    assert "\n" not in message
+    assert "failed (exit 1)" in message and "work pool 'no-such-pool' which does not exist" in message, message
