@@ -182,10 +182,15 @@ class SourceSlot:
             stack.enter_context(concurrency(self.name, occupy=1, strict=True, lease_duration=SLOT_LEASE_SECONDS,
                                             timeout_seconds=SLOT_WAIT_SECONDS))
         except TimeoutError:
-            holders = _other_active_runs(self.source)
-            who = ", ".join(_run_label(r) for r in holders) or "a run of it elsewhere"
-            raise Busy(f"source {self.source} is being crawled by {who}: its slot {self.name} was not free "
-                       f"within {SLOT_WAIT_SECONDS} s") from None
+            holders = [r for r in _other_active_runs(self.source) if r.state.type.value != "CRASHED"]
+            if holders:
+                raise Busy(f"source {self.source} is being crawled by "
+                           f"{', '.join(_run_label(r) for r in holders)}: its slot {self.name} was not free "
+                           f"within {SLOT_WAIT_SECONDS} s") from None
+            # nobody holds it, yet it is taken: a lease the server lost (a restart with in-memory leases)
+            raise Busy(f"the slot {self.name} is taken but no run of {self.source} is active: the Prefect server "
+                       f"lost its lease (restarted without PREFECT_SERVER_CONCURRENCY_LEASE_STORAGE=filesystem; "
+                       f"docs/prefect.md); free it with `prefect gcl update {self.name} --active-slots 0`") from None
         self.waited = time.monotonic() - started
         with stack:
             if self.waited_for is not None:

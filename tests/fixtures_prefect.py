@@ -42,6 +42,9 @@ SCHEDULER_SETTINGS = {
 }
 
 
+LEASE_STORAGE = "prefect.server.concurrency.lease_storage.filesystem"
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -86,6 +89,8 @@ class PrefectServer:
             # a run held back by its deployment's concurrency limit is retried after this (default 30 s)
             "PREFECT_SERVER_DEPLOYMENTS_CONCURRENCY_SLOT_WAIT_SECONDS": "2",
             **SCHEDULER_SETTINGS,
+            # leases in PREFECT_HOME, not in the server's memory: they survive a restart (docs/prefect.md)
+            "PREFECT_SERVER_CONCURRENCY_LEASE_STORAGE": LEASE_STORAGE,
             "PATH": f"{VENV_BIN}{os.pathsep}{os.environ.get('PATH', '')}",
             TAG_VAR: f"prefect-server-{uuid.uuid4().hex[:12]}",  # every process started from here
         }

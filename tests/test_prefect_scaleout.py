@@ -27,7 +27,7 @@ from pathlib import Path
 
 import pytest
 
-from fixtures_prefect import REPO, VENV_BIN
+from fixtures_prefect import LEASE_STORAGE, REPO, VENV_BIN
 from netns import SRV_ADDR, Namespaces, PostgresCluster, ns_http
 from proctree import TAG_VAR, kill_tagged
 
@@ -164,7 +164,8 @@ def cluster(tmp_path_factory):
         cleanup.callback(c.stop)
 
         srv_env = {**_base_env(tag), "PREFECT_HOME": str(c.root / "srv" / "prefect"),
-                   "PREFECT_API_DATABASE_CONNECTION_URL": c.pg.url}
+                   "PREFECT_API_DATABASE_CONNECTION_URL": c.pg.url,
+                   "PREFECT_SERVER_CONCURRENCY_LEASE_STORAGE": LEASE_STORAGE}
         c.start(c.ns.srv, [VENV_BIN / "prefect", "server", "start", "--host", SRV_ADDR, "--port", "4200"],
                 "server.log", srv_env)
         c.start(c.ns.srv, [VENV_BIN / "moto_server", "-H", SRV_ADDR, "-p", "5000"], "moto.log", srv_env)
