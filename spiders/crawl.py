@@ -242,10 +242,11 @@ def main(argv: list[str] | None = None) -> int:
     from storage.recovery import SourceBusy, SpoolLock, hold_inherited_lock
 
     try:
+        own_lock = None
         if args.lock_fd is not None:
             hold_inherited_lock(args.lock_fd, spool, source.name)
-        else:
-            SpoolLock(spool, source.name).acquire()  # never released: the process's exit drops it
+        else:  # released at the end; if this process dies, the kernel drops it (and .lock names the dead pid)
+            own_lock = SpoolLock(spool, source.name).acquire()
     except SourceBusy as exc:
         return fail(EXIT_BUSY, str(exc))
     except (StorageError, OSError) as exc:
@@ -270,6 +271,8 @@ def main(argv: list[str] | None = None) -> int:
         if not when_process_exits(parent, lambda: os.kill(os.getpid(), signal.SIGTERM)):
             return fail(2, "the process that started this crawl is gone")
     process.start()
+    if own_lock is not None:
+        own_lock.release()
 
     report = summary(source.name, crawler.stats.get_stats())
     if args.stats_out:

@@ -22,7 +22,8 @@ its whole life. The kernel drops a flock when its holder dies, even on SIGKILL,
 so a lock that can be taken means nobody is writing: a killed run never blocks
 the next one. A holder that lets go removes .lock (still locked; a taker checks
 it locked the file that is there). The lock is taken without waiting; a held
-one is `SourceBusy` with the holder's pid.
+one is `SourceBusy` with the holder's pid. A `.lock` that still names a pid
+when it is taken was left by a holder that died (`SpoolLock.stale_pid`).
 """
 
 from __future__ import annotations
@@ -77,6 +78,9 @@ class SpoolLock:
         self.source = source or self.spool.name
         self.path = self.spool / LOCK_NAME
         self.fd: int | None = None
+        # pid a dead holder left in .lock (a holder that lets go removes the file):
+        # what the run summary reports as a stale lock found and cleared
+        self.stale_pid: int | None = None
 
     @property
     def held(self) -> bool:
@@ -104,6 +108,7 @@ class SpoolLock:
             if same:
                 break
             os.close(fd)
+        self.stale_pid = _pid_in(os.pread(fd, 64, 0))
         os.ftruncate(fd, 0)
         os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
         self.fd = fd
@@ -130,9 +135,15 @@ class SpoolLock:
 def read_lock_pid(spool: str | os.PathLike) -> int | None:
     """The pid written into SPOOL/.lock by its holder (None if unknown)."""
     try:
-        text = (Path(spool) / LOCK_NAME).read_text(encoding="ascii", errors="replace").strip()
-        return int(text.split()[0]) if text else None
-    except (OSError, ValueError, IndexError):
+        return _pid_in((Path(spool) / LOCK_NAME).read_bytes())
+    except OSError:
+        return None
+
+
+def _pid_in(data: bytes) -> int | None:
+    try:
+        return int(data.split()[0])
+    except (ValueError, IndexError):
         return None
 
 
