@@ -22,12 +22,17 @@ export PREFECT_HOME ?= $(CURDIR)/.prefect
 
 all: test
 
-# Debian packages: what a fresh machine may lack to build the venv, and the
-# browser the tests drive (Debian's chromium: Playwright's own download fails here).
+# Debian packages: what a fresh machine may lack to build the venv, PostgreSQL 15 and
+# `ip` for the scale-out test, and the browser the tests drive (Debian's chromium:
+# Playwright's own download fails here).
 system-packages:
 	@if ! $(PYTHON) -c 'import venv, ensurepip' >/dev/null 2>&1; then \
 	  echo "installing python3-venv with apt-get"; \
 	  apt-get update -qq && apt-get install -y -qq python3-venv python3-pip; \
+	fi
+	@if ! [ -x /usr/lib/postgresql/15/bin/initdb ] || ! command -v ip >/dev/null 2>&1; then \
+	  echo "installing postgresql and iproute2 with apt-get (the scale-out test: Prefect on PostgreSQL, network namespaces)"; \
+	  apt-get update -qq && apt-get install -y -qq postgresql iproute2; \
 	fi
 
 browser-packages:

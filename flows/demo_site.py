@@ -148,19 +148,28 @@ sitemaps = ["{base}/news-sitemap.xml"]
 allow = ['/\\d{{4}}/\\d{{2}}/\\d{{2}}/']
 depth = 2
 max_pages = 100
+recheck = 0            # crawled again, articles are fetched again: unchanged ones become revisits
 delay = 0
 concurrency = 4
 """
 
 
-def run_demo(archive: str, *, use_prefect: bool = True, debug: bool = False) -> int:
-    """`newsarchive demo`: serve the demo site, crawl it into `archive`, print one
-    article's clean text and the commands to try next; the exit code."""
+DEMO_PORT = 8731  # fixed, so the demo's URLs (and the README's) stay the same from run to run
+
+
+def run_demo(archive: str, *, port: int = DEMO_PORT, use_prefect: bool = True, debug: bool = False) -> int:
+    """`newsarchive demo`: serve the demo site on 127.0.0.1:`port`, crawl it into
+    `archive`, print one article's clean text and the commands to try next; the
+    exit code. Crawled again, unchanged pages are archived as revisits."""
     from flows import display, manual
     from storage.archive import open_archive
-    from storage.errors import CrawlError
+    from storage.errors import BadInput, CrawlError
 
-    server = start_demo_site()
+    try:
+        server = start_demo_site(port=port)
+    except OSError as exc:
+        raise BadInput(f"cannot serve the demo site on 127.0.0.1:{port}: {exc.strerror or exc} "
+                       "(choose another with --port, 0 for any free one)") from None
     try:
         with tempfile.TemporaryDirectory(prefix="newsarchive-demo-") as tmp:
             sources = Path(tmp) / "sources.toml"

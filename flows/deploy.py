@@ -1,17 +1,21 @@
-"""Deployments of the crawl flows, generated from sources.toml, and the worker.
+"""Deployments of the crawl flows, generated from sources.toml.
 
     deploy(sources_file, pool, archive)   `newsarchive deploy`
-    start_worker(pool, limit)             `newsarchive worker`
 
-`deploy` writes a prefect.yaml-style file with one `crawl-source/SOURCE`
-deployment per source (its `schedule` as a cron schedule) and a scheduled
-`crawl-all/all`, all on the process work pool (created if missing), then
-applies them with the Prefect client (as `prefect deploy --all --prefect-file
-FILE` would; see apply_definitions for why not through that CLI). The repository's committed prefect.yaml is this output for the example
-sources.toml: `python -m flows.deploy --write prefect.yaml` regenerates it.
+`deploy` adds to `prefect deploy --all` only what that does not do: it creates
+the process work pool if missing (prefect deploy refuses a missing pool) and
+the sources' concurrency limits, writes the deployment definitions for the
+given sources file (one `crawl-source/SOURCE` deployment per source, its
+`schedule` as a cron schedule, and a daily `crawl-all/all`), runs
+`prefect --no-prompt deploy --all --prefect-file FILE` from the checkout, and
+reports what the server now holds. The repository's committed prefect.yaml is
+these definitions for the example sources.toml with portable paths:
+`python -m flows.deploy --write prefect.yaml` regenerates it, and
+`cd CHECKOUT && prefect --no-prompt deploy --all` deploys it.
 
 Every command needs a Prefect API (`PREFECT_API_URL`, e.g. a `prefect server
-start` on this or another machine); see docs/prefect.md.
+start` on this or another machine); see docs/prefect.md. The worker is
+flows/worker.py.
 """
 
 from __future__ import annotations
@@ -34,7 +38,7 @@ CRAWL_ALL_DEPLOYMENT = "all"
 CRAWL_ALL_CRON = "30 3 * * *"  # once a day; sources keep their own schedules
 
 
-def _prefect_env() -> dict[str, str]:
+def prefect_env() -> dict[str, str]:
     env = dict(os.environ)
     env.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
     env.setdefault("DO_NOT_TRACK", "1")  # as the crawl command: no client usage data unless asked for
@@ -42,19 +46,9 @@ def _prefect_env() -> dict[str, str]:
     return env
 
 
-def _prefect_cmd() -> list[str]:
+def prefect_cmd() -> list[str]:
     exe = Path(sys.executable).with_name("prefect")
     return [str(exe)] if exe.exists() else [shutil.which("prefect") or "prefect"]
-
-
-def _require_api() -> str:
-    from prefect.settings import PREFECT_API_URL
-
-    url = PREFECT_API_URL.value()
-    if not url:
-        raise OrchestrationError("PREFECT_API_URL is not set: start a server (`prefect server start`) and "
-                          "`prefect config set PREFECT_API_URL=http://127.0.0.1:4200/api`")
-    return url
 
 
 def _absolute_archive(archive: str | None) -> str:
@@ -172,45 +166,56 @@ def ensure_source_limits(names: list[str]) -> None:
         ensure_source_limit(name)
 
 
-def apply_definitions(definitions: dict[str, Any], *, base_dir: str | os.PathLike | None = None) -> list[str]:
-    """Create or update every deployment of a prefect.yaml-style dict; return their names.
+FLOW_OF_ENTRYPOINT = {"flows/crawl.py:crawl_all": "crawl-all", "flows/crawl.py:crawl_source": "crawl-source"}
+DEPLOY_TIMEOUT = 600
 
-    This is what `prefect deploy --all` does for these definitions (flow,
-    entrypoint, parameters and their schema, cron schedules, concurrency
-    limit, work pool, pull steps), through the Prefect client: the pinned
-    prefect 3.8.8 CLI sends `null` paging fields when it looks for workers
-    after each deployment, which this server rejects, so the CLI stops after
-    the first deployment.
-    """
-    import importlib
 
+def run_prefect_deploy(prefect_file: str | os.PathLike) -> None:
+    """`prefect --no-prompt deploy --all --prefect-file FILE`, run from the checkout
+    (it imports each entrypoint there); a failure is one OrchestrationError line."""
+    cmd = prefect_cmd() + ["--no-prompt", "deploy", "--all", "--prefect-file", str(prefect_file)]
+    try:
+        done = subprocess.run(cmd, cwd=REPO_DIR, env={**prefect_env(), "COLUMNS": "400"},  # no wrapped lines
+                              capture_output=True, text=True, timeout=DEPLOY_TIMEOUT)
+    except subprocess.TimeoutExpired:
+        raise OrchestrationError(f"`prefect deploy --all` did not finish within {DEPLOY_TIMEOUT} s") from None
+    except OSError as exc:
+        raise OrchestrationError(f"cannot run {cmd[0]}: {exc.strerror or exc}") from None
+    if done.returncode != 0:
+        raise OrchestrationError(f"`prefect deploy --all --prefect-file {prefect_file}` failed "
+                                 f"(exit {done.returncode}): {_last_line(done.stderr + chr(10) + done.stdout)}")
+
+
+def _last_line(output: str) -> str:
+    """What says why, as one line: Prefect ends a failure with that paragraph (after any traceback)."""
+    paragraph: list[str] = []
+    for line in reversed(output.splitlines()):
+        text = line.strip(" │╭╮╰╯─|")
+        if not text:
+            if paragraph:
+                break
+            continue
+        paragraph.insert(0, text)
+    return " ".join(" ".join(paragraph).split()) or "no output"
+
+
+def deployed_schedules(definitions: dict[str, Any]) -> dict[str, list[str]]:
+    """name -> its cron schedules, as the server now holds every deployment of `definitions`."""
     from prefect.client.orchestration import get_client
-    from prefect.client.schemas.actions import DeploymentScheduleCreate
-    from prefect.client.schemas.schedules import CronSchedule
-    from prefect.utilities.callables import parameter_schema
+    from prefect.exceptions import ObjectNotFound
 
-    base = Path(base_dir or REPO_DIR).resolve()
-    pull = definitions.get("pull") or [
-        {"prefect.deployments.steps.set_working_directory": {"directory": str(base)}}]
-    names = []
+    found = {}
     with get_client(sync_client=True) as client:
         for dep in definitions["deployments"]:
-            file, func = dep["entrypoint"].split(":")
-            module = importlib.import_module(file.removesuffix(".py").replace("/", "."))
-            flow_obj = getattr(module, func)
-            flow_id = client.create_flow_from_name(flow_obj.name)
-            schedules = [DeploymentScheduleCreate(schedule=CronSchedule(cron=s["cron"], timezone=s.get("timezone", "UTC")),
-                                                  active=True)
-                         for s in dep.get("schedules") or []]
-            client.create_deployment(
-                flow_id=flow_id, name=dep["name"], description=dep.get("description"),
-                parameters=dep.get("parameters") or {}, tags=dep.get("tags") or [],
-                work_pool_name=dep["work_pool"]["name"], entrypoint=dep["entrypoint"], path=str(base),
-                pull_steps=pull, schedules=schedules, concurrency_limit=dep.get("concurrency_limit"),
-                parameter_openapi_schema=parameter_schema(flow_obj).model_dump_for_openapi(),
-                enforce_parameter_schema=True)
-            names.append(f"{flow_obj.name}/{dep['name']}")
-    return names
+            name = f"{FLOW_OF_ENTRYPOINT[dep['entrypoint']]}/{dep['name']}"
+            try:
+                held = client.read_deployment_by_name(name)
+            except ObjectNotFound:
+                raise OrchestrationError(f"`prefect deploy --all` reported success but {name} is not on the "
+                                         f"server") from None
+            found[name] = [f"{s.schedule.cron} ({s.schedule.timezone or 'UTC'})" for s in held.schedules
+                           if getattr(s.schedule, "cron", None)]
+    return found
 
 
 def deploy(sources_file: str | os.PathLike | None = None, pool: str = DEFAULT_POOL, archive: str | None = None,
@@ -218,17 +223,19 @@ def deploy(sources_file: str | os.PathLike | None = None, pool: str = DEFAULT_PO
     """Create/update the deployments of every source (and crawl-all) on `pool`.
 
     Writes the definitions to `prefect_file` (default: a temporary file, kept
-    for inspection), then applies them. Returns what was set up, for
-    `newsarchive deploy` to print:
+    for inspection) and deploys them with `prefect deploy --all`. Returns what
+    the server holds, for `newsarchive deploy` to print:
 
         {"api_url", "pool", "pool_created": bool, "prefect_file",
          "deployments": ["crawl-all/all", "crawl-source/NAME", ...],
          "schedules": {"crawl-source/NAME": ["CRON (UTC)", ...], ...},
          "limits": ["crawl-source-NAME", ...]}
     """
+    from flows.crawl import source_limit_name
+    from flows.prefect_api import require_api
     from spiders.sources import default_sources_path, load_sources
 
-    api_url = _require_api()
+    api_url = require_api()
     sources_file = Path(sources_file or default_sources_path()).resolve()
     names = list(load_sources(sources_file))
     pool_created = ensure_pool(pool)
@@ -238,50 +245,14 @@ def deploy(sources_file: str | os.PathLike | None = None, pool: str = DEFAULT_PO
         os.close(fd)
         target = Path(tmp)
     else:
-        target = Path(prefect_file)
+        target = Path(prefect_file).resolve()
     definitions = deployment_definitions(sources_file, pool=pool, archive=archive)
     target.write_text(render_yaml(definitions), encoding="utf-8")
-    try:
-        deployed = apply_definitions(definitions)
-    except Exception as exc:
-        raise OrchestrationError(f"deploying to {_require_api()} failed: {exc}".splitlines()[0]) from exc
-    from flows.crawl import source_limit_name
-
-    schedules = {name: [f"{s['cron']} ({s.get('timezone', 'UTC')})" for s in dep.get("schedules") or []]
-                 for name, dep in zip(deployed, definitions["deployments"])}
+    run_prefect_deploy(target)
+    schedules = deployed_schedules(definitions)
     return {"api_url": api_url, "pool": pool, "pool_created": pool_created, "prefect_file": str(target),
-            "deployments": deployed, "schedules": schedules,
+            "deployments": list(schedules), "schedules": schedules,
             "limits": [source_limit_name(n) for n in names]}
-
-
-def worker_command(pool: str = DEFAULT_POOL, limit: int | None = None, name: str | None = None) -> list[str]:
-    cmd = _prefect_cmd() + ["worker", "start", "--pool", pool, "--type", "process"]
-    if limit is not None:
-        cmd += ["--limit", str(int(limit))]
-    if name:
-        cmd += ["--name", name]
-    return cmd
-
-
-def start_worker(pool: str = DEFAULT_POOL, limit: int | None = None, name: str | None = None) -> int:
-    """Run a process worker for `pool` in the foreground (until interrupted); return its exit code.
-
-    Flow runs start in the repository folder (the deployments' pull step), in
-    this Python environment. Start several, on one or many machines, to crawl
-    several sources at once; `limit` caps the runs one worker takes at a time.
-    """
-    _require_api()
-    ensure_pool(pool)
-    proc = subprocess.Popen(worker_command(pool, limit, name), cwd=REPO_DIR, env=_prefect_env())
-    try:
-        return proc.wait()
-    except KeyboardInterrupt:
-        proc.terminate()
-        try:
-            proc.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-        raise
 
 
 def main(argv: list[str] | None = None) -> int:

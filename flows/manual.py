@@ -2,13 +2,15 @@
 
 Sources run one after another with a live progress display, through the
 `crawl-source` flow in this process (so manual crawls land in Prefect's run
-history beside scheduled ones) or, with `use_prefect=False`, through the same
-step sequence directly. A source that fails does not stop the others: its
+history beside scheduled ones; with no PREFECT_API_URL, in PREFECT_HOME's
+history, through a temporary server of the command's own) or, with
+`use_prefect=False`, through the same step sequence directly. A source that fails does not stop the others: its
 summary carries the one-line verdict.
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
 from pathlib import Path
 from typing import Sequence
@@ -24,11 +26,9 @@ LOGGING_CONFIG = Path(__file__).with_name("prefect-logging.yml")
 
 def prepare_prefect_env(*, debug: bool = False) -> None:
     """Before Prefect is imported (unless the user chose otherwise): no telemetry,
-    time for a temporary server's first start (it creates its database; 20 s is
-    short on a busy machine), and the command line's logging."""
+    and the command line's logging."""
     os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
     os.environ.setdefault("DO_NOT_TRACK", "1")  # nor the client's usage data
-    os.environ.setdefault("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "120")
     if not debug:
         os.environ.setdefault("PREFECT_LOGGING_SETTINGS_PATH", str(LOGGING_CONFIG))
 
@@ -48,18 +48,27 @@ def crawl_archive(location: str) -> str:
 
 def crawl_sources(names: Sequence[str], sources_file: Path, archive: str, max_pages: int | None, *,
                   use_prefect: bool, title: str = "crawling", debug: bool = False) -> list[RunSummary]:
-    """Crawl `names` one after another with a progress display; their summaries."""
+    """Crawl `names` one after another with a progress display; their summaries.
+
+    Through Prefect, the runs go to PREFECT_API_URL (OrchestrationError, one
+    line, if it does not answer) or, when it is unset, to a temporary server
+    this command starts and stops (flows/prefect_api.py)."""
+    api = contextlib.nullcontext()
     if use_prefect:
         prepare_prefect_env(debug=debug)
+        from flows.prefect_api import temporary_api
+
+        api = temporary_api()
     summaries = []
-    progress = display.CrawlProgress(title=title)
-    previous = crawler.set_event_sink(progress.handle)
-    try:
-        with progress:
-            for name in names:
-                summaries.append(_crawl_one(name, str(sources_file), archive, max_pages, use_prefect))
-    finally:
-        crawler.set_event_sink(previous)
+    with api:
+        progress = display.CrawlProgress(title=title)
+        previous = crawler.set_event_sink(progress.handle)
+        try:
+            with progress:
+                for name in names:
+                    summaries.append(_crawl_one(name, str(sources_file), archive, max_pages, use_prefect))
+        finally:
+            crawler.set_event_sink(previous)
     return summaries
 
 

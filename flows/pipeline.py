@@ -180,7 +180,10 @@ def run_source(source: str, *, sources_file: str | os.PathLike | None = None, ar
     run_id = run_id or uuid.uuid4().hex
     stats: dict | None = None
     failure: str | None = None
+    notes = list(notes)
     with SpoolLock(spool, source) as lock:
+        if lock.stale_pid is not None:
+            notes.append(stale_lock_note(lock))
         recovered = steps(recover, lock)  # a crawl of this source killed earlier
         seen = steps(export_seen, archive, source, spool)
         try:
@@ -191,14 +194,21 @@ def run_source(source: str, *, sources_file: str | os.PathLike | None = None, ar
         if stats is not None and recovered:
             stats["recovered"] = recovered
         report = _archive(lock, archive, steps, manifest_of=(stats, source, run_id) if stats else None)
-    notes = list(notes) + _catalog_after(report, archive, steps)
+    notes += _catalog_after(report, archive, steps)
     return RunSummary.build(source, stats, report, archive=archive, failure=failure, recovered=recovered,
                             notes=notes)
+
+
+def stale_lock_note(lock: SpoolLock) -> str:
+    return (f"found a stale spool lock in {lock.spool}: pid {lock.stale_pid} died holding it (a killed run); "
+            f"cleared; this run salvages and archives what it left")
 
 
 def archive_spool(spool: str | os.PathLike, archive: str, *, steps: Steps = Steps()) -> tuple[list[str], UploadReport]:
     """Send what earlier runs left in one source's spool; (WARCs recovered, upload report)."""
     with SpoolLock(spool) as lock:
+        if lock.stale_pid is not None:
+            log.warning("%s", stale_lock_note(lock))
         recovered = steps(recover, lock)
         report = _archive(lock, archive, steps)
     for note in _catalog_after(report, archive, steps):

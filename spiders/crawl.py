@@ -2,6 +2,7 @@
 
     python -m spiders.crawl --source NAME [--sources FILE] --spool DIR
         [--max-pages N] [--stats-out FILE] [--progress] [--lock-fd FD] [--seen FILE]
+        [-s NAME=VALUE ...]
 
 Exit codes: 0 the crawl ran (page errors are in the stats); 2 bad input
 (unknown source, invalid sources file); 3 nothing could be fetched; 4 the
@@ -36,12 +37,28 @@ EXIT_BUSY = 4
 
 
 def record_error(stats, kind: str, url: str, message: str) -> None:
-    """Count an error by kind in the crawl stats, keeping the first few as samples."""
+    """Count an error by kind in the crawl stats, keeping the first few as samples.
+
+    Every kind keeps a sample: the list holds the first sample of each kind,
+    then second ones..., so a flood of one kind never hides another, and a
+    summary that shows only the first N samples shows N kinds.
+    """
     stats.inc_value(f"newsarchive/errors/{kind}")
     samples = stats.get_value("newsarchive/error_samples") or []
-    if len(samples) < MAX_ERROR_SAMPLES:
-        stats.set_value("newsarchive/error_samples",
-                        samples + [{"url": url, "kind": kind, "message": message[:300]}])
+    rank = sum(1 for s in samples if s["kind"] == kind)  # samples of this kind already kept
+    if len(samples) >= MAX_ERROR_SAMPLES and rank > 0:
+        return
+    sample = {"url": url, "kind": kind, "message": message[:300]}
+
+    def rank_of(i: int) -> int:
+        return sum(1 for s in samples[:i] if s["kind"] == samples[i]["kind"])
+
+    ranks = [rank_of(i) for i in range(len(samples))]
+    place = next((i for i, r in enumerate(ranks) if r > rank), len(samples))
+    samples = samples[:place] + [sample] + samples[place:]
+    if len(samples) > MAX_ERROR_SAMPLES:
+        samples.pop()  # the last is the most repeated kind's latest sample
+    stats.set_value("newsarchive/error_samples", samples)
 
 
 def add_files(stats, *keys: str) -> None:
@@ -128,6 +145,9 @@ ENVIRONMENT_SETTINGS = {
     "NEWSARCHIVE_USER_AGENT": "USER_AGENT",  # e.g. with a contact address for the sites crawled
     "NEWSARCHIVE_WARC_MAX_SIZE": "NEWSARCHIVE_WARC_MAX_SIZE",  # bytes before a WARC rotates
     "NEWSARCHIVE_MAX_BODY_BYTES": "NEWSARCHIVE_MAX_BODY_BYTES",  # a longer body is truncated
+    "NEWSARCHIVE_MAX_DECODED_BYTES": "NEWSARCHIVE_MAX_DECODED_BYTES",  # what a Content-Encoding may decode to
+    "NEWSARCHIVE_MAX_PARSE_BYTES": "NEWSARCHIVE_MAX_PARSE_BYTES",  # a larger HTML page is archived, not read
+    "NEWSARCHIVE_MAX_PARSE_TAGS": "NEWSARCHIVE_MAX_PARSE_TAGS",  # ... and one with more tags
     "NEWSARCHIVE_EXTRACT_WORKERS": "NEWSARCHIVE_EXTRACT_WORKERS",  # extraction processes
 }
 
@@ -175,6 +195,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--lock-fd", type=int, default=None,
                         help="descriptor of the spool lock, already taken by the parent process (which passes "
                              "it on); without it the crawl takes SPOOL/.lock itself")
+    parser.add_argument("-s", "--set", action="append", default=[], metavar="NAME=VALUE",
+                        help="a Scrapy setting (as `scrapy crawl -s`), over the project's and the source's")
     return parser
 
 
@@ -187,6 +209,9 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     if args.max_pages is not None and args.max_pages < 1:
         return fail(2, f"--max-pages must be at least 1, not {args.max_pages}")
+    if any(not name or not sep for name, sep, _ in (item.partition("=") for item in args.set)):
+        return fail(2, "-s takes NAME=VALUE")
+    overrides = dict(item.partition("=")[::2] for item in args.set)
 
     from spiders.sources import SourcesError, load_sources
 
@@ -217,10 +242,11 @@ def main(argv: list[str] | None = None) -> int:
     from storage.recovery import SourceBusy, SpoolLock, hold_inherited_lock
 
     try:
+        own_lock = None
         if args.lock_fd is not None:
             hold_inherited_lock(args.lock_fd, spool, source.name)
-        else:
-            SpoolLock(spool, source.name).acquire()  # never released: the process's exit drops it
+        else:  # released at the end; if this process dies, the kernel drops it (and .lock names the dead pid)
+            own_lock = SpoolLock(spool, source.name).acquire()
     except SourceBusy as exc:
         return fail(EXIT_BUSY, str(exc))
     except (StorageError, OSError) as exc:
@@ -233,6 +259,7 @@ def main(argv: list[str] | None = None) -> int:
     settings.update(source_settings(source, spool=str(spool.resolve()), progress=args.progress,
                                     seen=str(Path(args.seen).resolve()) if args.seen else None),
                     priority="cmdline")
+    settings.setdict(overrides, priority="cmdline")
     process = CrawlerProcess(settings)
     crawler = process.create_crawler(NewsSpider)
     process.crawl(crawler, source=source)
@@ -244,8 +271,10 @@ def main(argv: list[str] | None = None) -> int:
         if not when_process_exits(parent, lambda: os.kill(os.getpid(), signal.SIGTERM)):
             return fail(2, "the process that started this crawl is gone")
     process.start()
+    if own_lock is not None:
+        own_lock.release()
 
-    report = summary(source.name, crawler.stats.get_stats(), getattr(crawler.spider, "error_samples", []))
+    report = summary(source.name, crawler.stats.get_stats())
     if args.stats_out:
         Path(args.stats_out).write_text(json.dumps(report, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
     if report["pages"] == 0:

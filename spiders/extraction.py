@@ -30,6 +30,9 @@ EXTRACTOR_VERSION = getattr(trafilatura, "__version__", "unknown")
 class ExtractionError(PageError):
     """A page that yields no article: one line saying why, with the URL."""
 
+    def __init__(self, message: str):
+        super().__init__(" ".join(str(message).split()))  # one line, whatever the URL holds
+
 
 @dataclass
 class Article:
@@ -87,7 +90,7 @@ def _codec_name(label: str | None) -> str | None:
     label = label.strip().strip("\"'").lower()
     label = _BROWSER_ALIASES.get(label, label)
     try:
-        name = codecs.lookup(label).name
+        name = codecs.lookup(_PYTHON_NAMES.get(label, label)).name
     except LookupError:
         return None
     # Normalise Python's names back to the web's labels for the metadata.
@@ -175,7 +178,12 @@ def _detect(body: bytes) -> tuple[str, str]:
     return _decode_with(body, codec), codec
 
 
+# Web labels (what the metadata says) Python knows under another name only.
+_PYTHON_NAMES = {"windows-874": "cp874"}
+
+
 def _decode_with(body: bytes, codec: str) -> str:
+    codec = _PYTHON_NAMES.get(codec, codec)
     try:
         return body.decode(codec)
     except UnicodeDecodeError:

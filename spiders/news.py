@@ -7,10 +7,20 @@ article responses become items for extraction.
 
 Scope is enforced in one place, a `request_scheduled` handler (the hook
 Scrapy's own OffsiteMiddleware uses), so it also covers requests the spider
-never yielded itself, such as redirects: off-site hosts, `deny` matches,
-URLs already requested and anything beyond `max_pages` are dropped before
-they reach the scheduler. allowed_domains is set too, so Scrapy's
-OffsiteMiddleware holds the same line.
+never yielded itself, such as redirects and meta refreshes: URLs that are not
+http(s) (`bad-scheme`), hosts the source does not name (`off-scope`), `deny`
+matches, URLs already requested (a `redirect-loop` when the URL is on the
+redirect chain that led to it) and anything beyond `max_pages` are dropped
+before they reach the scheduler. Every request passes it, whatever its
+dont_filter says; only a retry of a request the gate admitted (RetryMiddleware
+copies it, same URL, same redirect count) passes as the page it already is.
+spiders.guard.ScopeGuardMiddleware holds the scheme and host line again in
+front of the downloader, for requests that never see the scheduler (robots.txt
+and its redirects); allowed_domains is set too, for Scrapy's OffsiteMiddleware.
+
+Pages larger than the parse limits (spiders.limits.ParseLimits) are archived
+but not read: no links, no article (`too-large`). Feeds and sitemaps are read
+as a stream, and no further than max_pages.
 """
 
 from __future__ import annotations
@@ -18,54 +28,118 @@ from __future__ import annotations
 import logging
 import re
 from typing import Any, AsyncIterator
-from urllib.parse import urldefrag, urlsplit
+from urllib.parse import urldefrag, urljoin, urlsplit
 
 import scrapy
 from scrapy import signals
 from scrapy.exceptions import (
     CannotResolveHostError,
+    DownloadCancelledError,
     DownloadConnectionRefusedError,
     DownloadFailedError,
     DownloadTimeoutError,
     IgnoreRequest,
+    NotSupported,
     ResponseDataLossError,
 )
 from scrapy.http import HtmlResponse, Request, Response
 from scrapy.linkextractors import LinkExtractor
 from scrapy.spidermiddlewares.httperror import HttpError
-from scrapy.utils.httpobj import urlparse_cached
 from scrapy.utils.sitemap import sitemap_urls_from_robots
 from twisted.internet import error as twisted_errors
+from w3lib.url import canonicalize_url
 
-from spiders.feeds import FeedError, parse_xml_index
+from spiders.crawl import record_error
+from spiders.feeds import MAX_XML_BYTES, FeedError, XmlIndexReader
+from spiders.guard import Refused, Scope, record_refusal, redact_url, strip_userinfo
+from spiders.limits import MAX_ROBOTSTXT_BYTES, ForbiddenByRobots, ParseLimits, decoded_limit
 from spiders.seen import SeenCaptures
-from spiders.sources import Source, SourcesError, default_sources_path, host_key, load_sources
+from spiders.sources import Source, SourcesError, default_sources_path, load_sources
 
 logger = logging.getLogger(__name__)
 
-# Keep a few failures per crawl so a run summary can show what went wrong.
-MAX_ERROR_SAMPLES = 20
+# request.meta: [url, redirect count] of a request the gate admitted; a retry carries it unchanged
+ADMITTED_META = "newsarchive_admitted"
+
+
+def _causes(exc: BaseException) -> list[BaseException]:
+    """`exc`, what it was raised from, and the failures a Twisted ResponseFailed holds."""
+    out, todo = [], [exc]
+    while todo and len(out) < 10:
+        e = todo.pop(0)
+        out.append(e)
+        todo += [getattr(r, "value", r) for r in getattr(e, "reasons", None) or ()]
+        if e.__cause__ is not None:
+            todo.append(e.__cause__)
+    return out
 
 
 def error_kind(failure_or_exc: Any) -> str:
     """A short, stable name for why a fetch failed (stats key newsarchive/errors/<kind>)."""
     exc = getattr(failure_or_exc, "value", failure_or_exc)
+    if isinstance(exc, Refused):
+        return exc.kind
     if isinstance(exc, HttpError):
         return status_kind(exc.response.status)
     if isinstance(exc, (CannotResolveHostError, twisted_errors.DNSLookupError)):
         return "dns"
     if isinstance(exc, (DownloadTimeoutError, twisted_errors.TimeoutError, twisted_errors.TCPTimedOutError)):
         return "timeout"
+    if isinstance(exc, DownloadCancelledError):
+        return "too-large"  # Scrapy cancels a download only past DOWNLOAD_MAXSIZE
+    if isinstance(exc, NotSupported):
+        return "bad-scheme"  # no download handler: only http(s) have one
     if isinstance(exc, ResponseDataLossError):
         return "data-loss"
-    name = type(exc).__module__ + "." + type(exc).__name__
-    if "SSL" in name or "TLS" in name:
+    names = " ".join(type(e).__module__ + "." + type(e).__name__ for e in _causes(exc))
+    if "SSL" in names or "TLS" in names:
         return "tls"
     if isinstance(exc, (DownloadFailedError, DownloadConnectionRefusedError, twisted_errors.ConnectError, twisted_errors.ConnectionLost,
-                        twisted_errors.ConnectionDone, ConnectionError)) or "ResponseNeverReceived" in name \
-            or "ResponseFailed" in name:
+                        twisted_errors.ConnectionDone, ConnectionError)) or "ResponseNeverReceived" in names \
+            or "ResponseFailed" in names:
         return "connection"
     return "other"
+
+
+def describe_failure(failure_or_exc: Any) -> str:
+    """Why a fetch failed, in words (no Twisted reprs), for error samples and the log."""
+    exc = getattr(failure_or_exc, "value", failure_or_exc)
+    causes = _causes(exc)
+    kinds = {type(e) for e in causes}
+    names = {t.__name__ for t in kinds}
+
+    def has(*types) -> bool:
+        return any(issubclass(t, types) for t in kinds)
+
+    first = " ".join(str(exc).split())
+    if isinstance(exc, Refused):
+        return exc.message
+    kind = error_kind(exc)
+    if kind == "timeout":
+        return f"no complete answer in time (DOWNLOAD_TIMEOUT): {first}" if first else "no complete answer in time"
+    if kind == "dns":
+        return f"the host name does not resolve: {first}" if first else "the host name does not resolve"
+    if kind == "too-large":
+        return "the body is larger than DOWNLOAD_MAXSIZE: not downloaded"
+    if kind == "bad-scheme":
+        return f"no download handler for this scheme (only http and https are fetched): {first}"
+    if kind == "data-loss":
+        return "the connection closed before the whole body (as announced) arrived"
+    if has(DownloadConnectionRefusedError, twisted_errors.ConnectionRefusedError):
+        return "connection refused"
+    if has(twisted_errors.ConnectError) and not has(twisted_errors.ConnectionLost, twisted_errors.ConnectionDone):
+        return f"could not connect: {' '.join(str(causes[-1]).split())}"
+    before_answer = "ResponseNeverReceived" in names
+    if has(twisted_errors.ConnectionDone):
+        return ("the server closed the connection without answering" if before_answer
+                else "the server closed the connection before the response was complete")
+    if has(twisted_errors.ConnectionLost, ConnectionError):
+        return ("the connection was reset before the server answered" if before_answer
+                else "the connection was reset while the response was read")
+    if kind == "tls":
+        return "the TLS handshake failed"
+    readable = [" ".join(str(e).split()) for e in causes if str(e) and not str(e).startswith("[<")]
+    return (readable[0] if readable else type(exc).__name__)[:300]
 
 
 def status_kind(status: int) -> str:
@@ -86,6 +160,8 @@ class NewsSpider(scrapy.Spider):
             crawler.settings.set("CONCURRENT_REQUESTS_PER_DOMAIN", source.concurrency, priority="spider")
         # What the archive holds already (--seen): archived articles not due for a re-check are skipped
         spider.seen = SeenCaptures.load(crawler.settings.get("NEWSARCHIVE_SEEN"))
+        spider.parse_limits = ParseLimits.from_settings(crawler.settings)
+        spider.max_xml_bytes = decoded_limit(crawler.settings)
         crawler.signals.connect(spider._gate, signal=signals.request_scheduled)
         crawler.signals.connect(spider._robots_parsed, signal=signals.robots_parsed)
         return spider
@@ -96,11 +172,18 @@ class NewsSpider(scrapy.Spider):
         self.allowed_domains = sorted(source.hosts)  # OffsiteMiddleware: www.X is a subdomain of X
         self._allow = [re.compile(p) for p in source.allow]
         self._deny = [re.compile(p) for p in source.deny]
+        self.scope = Scope(source)
         self._seen: set[bytes] = set()  # request fingerprints admitted by the gate
         self.pages = 0  # requests admitted for fetching (robots.txt and retries not counted)
-        self.error_samples: list[dict] = []
         self.seen = SeenCaptures()  # replaced in from_crawler by the archive's state
+        self.parse_limits = ParseLimits()  # these two from the settings, in from_crawler
+        self.max_xml_bytes = MAX_XML_BYTES
         self._links = LinkExtractor(deny=source.deny, unique=True)
+
+    @property
+    def error_samples(self) -> list[dict]:
+        """The first failures of each kind (spiders.crawl.record_error keeps them in the stats)."""
+        return list(self.crawler.stats.get_value("newsarchive/error_samples") or [])
 
     # -- where the crawl starts -------------------------------------------
 
@@ -117,43 +200,68 @@ class NewsSpider(scrapy.Spider):
 
     def _request(self, url: str, callback, *, hops: int, article: bool = False, hints: dict | None = None) -> Request:
         # Fragments never reach the server; dropping them keeps one capture per page.
+        # A user name and password in a link are dropped too: never sent, never archived.
         # Feeds and sitemaps first, then articles, then listings: what max_pages
         # cuts off should be the least newsworthy.
         priority = 20 if callback == self.parse_index else 10 if article else 0
-        return Request(urldefrag(url).url, callback=callback, errback=self.on_error, priority=priority,
-                       meta={"hops": hops, "article": article, "hints": hints or {}})
+        return Request(strip_userinfo(urldefrag(url).url), callback=callback, errback=self.on_error,
+                       priority=priority, meta={"hops": hops, "article": article, "hints": hints or {}})
 
     def _robots_parsed(self, robotparser, request: Request) -> None:
-        """RobotsTxtMiddleware parsed a robots.txt: queue its Sitemap: lines."""
+        """RobotsTxtMiddleware parsed a robots.txt: queue its Sitemap: lines (the gate judges them)."""
         rp = getattr(robotparser, "rp", None)  # Protego (Scrapy's default parser) keeps them
         found = getattr(rp, "sitemaps", None) or (rp.site_maps() if hasattr(rp, "site_maps") else None) or []
-        base = _site_root(request.url)
         for url in found:
-            self.crawler.engine.crawl(self._request(url if "://" in url else base + url.lstrip("/"), self.parse_index, hops=0))
+            sitemap = self._sitemap_request(url, request.url)
+            if sitemap is not None:
+                self.crawler.engine.crawl(sitemap)
 
     def parse_robots(self, response: Response):
         if self._status_ok(response):
-            for url in sitemap_urls_from_robots(response.text, base_url=response.url):
-                yield self._request(url, self.parse_index, hops=0)
+            text = response.body[:MAX_ROBOTSTXT_BYTES].decode("utf-8", "replace")  # as Google reads it
+            for url in sitemap_urls_from_robots(text, base_url=response.url):
+                sitemap = self._sitemap_request(url, response.url)
+                if sitemap is not None:
+                    yield sitemap
+
+    def _sitemap_request(self, line: str, robots_url: str) -> Request | None:
+        """A robots.txt `Sitemap:` line as a request (the gate judges it), None if it is no URL."""
+        try:
+            return self._request(urljoin(_site_root(robots_url), line.strip()), self.parse_index, hops=0)
+        except ValueError as exc:
+            record_refusal(self.crawler, robots_url, Refused("bad-url", f"a Sitemap: line is not a URL ({exc})"))
+            return None
 
     # -- the scope gate -----------------------------------------------------
 
     def _gate(self, request: Request, spider=None) -> None:
         """request_scheduled: raising IgnoreRequest here keeps a request out of the scheduler."""
-        if request.dont_filter or request.meta.get("newsarchive_robots"):
-            return  # retries (RetryMiddleware sets dont_filter) are the same page again
+        meta = request.meta
+        admitted_as = [request.url, meta.get("redirect_times", 0)]
+        if meta.get(ADMITTED_META) == admitted_as:
+            return  # a retry (RetryMiddleware's copy) of a request admitted here: the same page again
+        refusal = self.scope.refusal(request.url)
+        if refusal is not None:
+            record_refusal(self.crawler, request.url, refusal)
+            raise IgnoreRequest(refusal.message)
+        if meta.get("newsarchive_robots"):
+            meta[ADMITTED_META] = admitted_as
+            return  # robots.txt: in scope is enough, it is no page
         stats = self.crawler.stats
-        if host_key(urlparse_cached(request).hostname) not in self.source.hosts:
-            stats.inc_value("newsarchive/dropped/offsite")
-            raise IgnoreRequest(f"off-site: {request.url}")
         if self._denied(request.url):
             stats.inc_value("newsarchive/dropped/denied")
             raise IgnoreRequest(f"denied: {request.url}")
         fp = self.crawler.request_fingerprinter.fingerprint(request)
         if fp in self._seen:
-            stats.inc_value("newsarchive/dropped/duplicate")
+            chain = meta.get("redirect_urls") or []
+            if chain and _canonical(request.url) in {_canonical(u) for u in chain}:
+                record_refusal(self.crawler, chain[0], Refused(
+                    "redirect-loop", f"redirects lead back to {redact_url(request.url)} "
+                                     f"after {len(chain)} hops: not followed"))
+            else:
+                stats.inc_value("newsarchive/dropped/duplicate")
             raise IgnoreRequest(f"already requested: {request.url}")
-        if request.meta.get("article") and not self.seen.due(request.url, self.source.recheck):
+        if meta.get("article") and not self.seen.due(request.url, self.source.recheck):
             # archived (2xx) and not due for a re-check; feeds, sitemaps and listings always pass
             self._seen.add(fp)
             stats.inc_value("newsarchive/skipped_seen")
@@ -163,12 +271,13 @@ class NewsSpider(scrapy.Spider):
             raise IgnoreRequest(f"max_pages ({self.source.max_pages}) reached: {request.url}")
         self._seen.add(fp)
         self.pages += 1
+        meta[ADMITTED_META] = admitted_as
 
     def _denied(self, url: str) -> bool:
         return any(p.search(url) for p in self._deny)
 
     def _in_scope(self, url: str) -> bool:
-        return host_key(urlsplit(url).hostname) in self.source.hosts and not self._denied(url)
+        return self.scope.refusal(url) is None and not self._denied(url)
 
     def is_article_url(self, url: str) -> bool:
         return any(p.search(url) for p in self._allow)
@@ -176,28 +285,61 @@ class NewsSpider(scrapy.Spider):
     # -- responses ----------------------------------------------------------
 
     def parse_index(self, response: Response):
-        """A feed or sitemap: every entry is an article; sitemap indexes nest."""
+        """A feed or sitemap: every entry is an article; sitemap indexes nest.
+
+        Read as a stream and no further than max_pages (and MAX_ENTRIES):
+        what is not read is not built, fingerprinted or queued.
+        """
         if not self._status_ok(response):
             return
         try:
-            index = parse_xml_index(response.body, response.url)
+            index = XmlIndexReader(response.body, response.url, max_bytes=self.max_xml_bytes)
         except FeedError as e:
             self._record_error(response.url, "bad-feed", str(e))
             return
-        self.crawler.stats.inc_value(f"newsarchive/indexes/{index.kind}")
-        for entry in index.entries:
-            if not self._in_scope(entry.url):
-                continue
-            if index.is_sitemap_index:
-                yield self._request(entry.url, self.parse_index, hops=0)
-            else:
-                yield self._request(entry.url, self.parse_page, hops=1, article=True, hints=entry.hints)
+        stats = self.crawler.stats
+        stats.inc_value(f"newsarchive/indexes/{index.kind}")
+        try:
+            for entry in index:
+                url = strip_userinfo(entry.url)
+                if self.pages >= self.source.max_pages:
+                    stats.inc_value("newsarchive/dropped/max_pages")
+                    logger.info("max_pages (%d) reached: %s not read further (after %d entries)",
+                                self.source.max_pages, response.url, index.read)
+                    return
+                refusal = self.scope.refusal(url)
+                if refusal is not None and refusal.kind == "off-scope":
+                    stats.inc_value("newsarchive/dropped/offsite")  # another site's page, as a link would be
+                    continue
+                if refusal is not None:
+                    record_refusal(self.crawler, url, refusal)
+                    continue
+                if self._denied(url):
+                    stats.inc_value("newsarchive/dropped/denied")
+                    continue
+                if index.is_sitemap_index:
+                    yield self._request(url, self.parse_index, hops=0)
+                else:
+                    yield self._request(url, self.parse_page, hops=1, article=True, hints=entry.hints)
+        except FeedError as e:
+            self._record_error(response.url, "bad-feed", str(e))
+        if index.cut:
+            record_refusal(self.crawler, response.url, Refused(
+                "decompression-limit", f"decodes to more than {self.max_xml_bytes / 1048576:.1f} MB: read up to "
+                                       f"there ({index.read} entries)", fetched=True))
+        if index.overflow:
+            self._record_error(response.url, "bad-feed", f"lists more than {index.max_entries} entries "
+                                                         f"(the sitemaps.org limit): the rest not read")
 
     def parse_page(self, response: Response):
         if not self._status_ok(response):
             return
         if not isinstance(response, HtmlResponse):
             return  # a PDF, image or feed linked from a page: archived, nothing to read
+        too_large = self.parse_limits.too_large(response.body)
+        if too_large:
+            record_refusal(self.crawler, response.url, Refused("too-large", too_large, fetched=True))
+            return
         meta = response.meta
         is_article = meta.get("article") or self.is_article_url(response.url)
         if is_article and (meta.get("capture") or {}).get("revisit"):
@@ -218,8 +360,18 @@ class NewsSpider(scrapy.Spider):
         if hops >= self.source.depth:
             return
         for link in self._links.extract_links(response):
-            if self._in_scope(link.url):
-                yield self._request(link.url, self.parse_page, hops=hops + 1, article=self.is_article_url(link.url))
+            if self.pages >= self.source.max_pages:
+                self.crawler.stats.inc_value("newsarchive/dropped/max_pages")
+                return  # no more pages to fetch: the rest of the links are not even built
+            url = strip_userinfo(link.url)
+            if self._denied(url):
+                continue
+            refusal = self.scope.refusal(url)
+            if refusal is None:
+                yield self._request(url, self.parse_page, hops=hops + 1, article=self.is_article_url(url))
+            elif refusal.kind != "off-scope":
+                # a link to another site is no failure; a file:, ftp: or broken link is
+                record_refusal(self.crawler, url, refusal)
 
     # -- failures -----------------------------------------------------------
 
@@ -233,22 +385,37 @@ class NewsSpider(scrapy.Spider):
 
     def on_error(self, failure):
         request = failure.request
-        if failure.check(IgnoreRequest) and not failure.check(HttpError):
-            # Dropped by a downloader middleware (robots.txt forbids it): not fetched, not counted.
-            if not request.meta.get("newsarchive_robots"):
+        robots = request.meta.get("newsarchive_robots")
+        if failure.check(Refused):
+            # counted where it was refused; a request never sent gives its page back
+            if not failure.value.fetched and not robots:
                 self.pages -= 1
-            self.crawler.stats.inc_value("newsarchive/dropped/ignored")
+            return
+        if failure.check(IgnoreRequest) and not failure.check(HttpError):
+            if not robots:
+                self.pages -= 1  # dropped before fetching: not fetched, not counted
+            if failure.check(ForbiddenByRobots):
+                self.crawler.stats.inc_value("newsarchive/dropped/robots_txt")
+            else:
+                self.crawler.stats.inc_value("newsarchive/dropped/ignored")
             return
         if failure.check(HttpError):  # only when HTTPERROR_ALLOW_ALL is off
             self.crawler.stats.inc_value("newsarchive/pages")
-        self._record_error(request.url, error_kind(failure), failure.getErrorMessage())
+        self._record_error(request.url, error_kind(failure), describe_failure(failure))
 
     def _record_error(self, url: str, kind: str, message: str) -> None:
-        self.crawler.stats.inc_value(f"newsarchive/errors/{kind}")
+        url = redact_url(url)
         message = " ".join(str(message).split())[:300]
-        if len(self.error_samples) < MAX_ERROR_SAMPLES:
-            self.error_samples.append({"url": url, "kind": kind, "message": message})
+        record_error(self.crawler.stats, kind, url, message)
         logger.warning("fetch failed (%s): %s: %s", kind, url, message)
+
+
+def _canonical(url: str) -> str:
+    """The URL as request fingerprints see it (query order, escaping), for comparing chains."""
+    try:
+        return canonicalize_url(url)
+    except ValueError:
+        return url
 
 
 def _site_root(url: str) -> str:

@@ -1,9 +1,13 @@
 """Re-derive clean text from archived WARCs, without fetching anything.
 
-Response records stream out of the WARC (warcio removes chunking and
-content-encoding), HTML 2xx ones go to a process pool in small chunks with a
-bounded number in flight, so memory stays flat however big the WARC is.
-Results come back in WARC order.
+Response records stream out of the WARC, HTML 2xx ones go to a process pool
+in small chunks with a bounded number in flight, so memory stays flat however
+big the WARC is. Results come back in WARC order.
+
+Payloads are decoded here as the crawl decodes them (spiders.decoding: gzip,
+deflate, br, zstd, nested, bounded) and under the crawl's parse limits: a
+compression bomb or a huge page that the crawl archived but did not read is
+not read here either (an error result, `too-large` or `decompression-limit`).
 """
 
 from __future__ import annotations
@@ -19,9 +23,12 @@ from pathlib import Path
 from typing import Iterable, Iterator
 
 from warcio.archiveiterator import ArchiveIterator
+from warcio.bufferedreaders import ChunkedDataReader
 from warcio.exceptions import ArchiveLoadFailed
 
+from spiders.decoding import DecodedTooLarge, DecodeError, decode, split_codings
 from spiders.extraction import Article, ExtractionError, extract_article
+from spiders.limits import DEFAULT_MAX_BODY_BYTES, ParseLimits
 from spiders.warcfiles import warc_date_to_datetime
 from spiders.workerpool import extraction_pool
 from storage import layout
@@ -62,6 +69,7 @@ class _Job:
     body: bytes
     content_type: str | None
     capture: dict
+    error: str | None = None  # not extracted at all: why (too large, undecodable)
 
 
 def _html_responses(path: Path, warc_key: str, urls: set[str] | None) -> Iterator[_Job]:
@@ -86,18 +94,39 @@ def _read_responses(path: Path, warc_key: str, urls: set[str] | None) -> Iterato
             mime = (content_type or "").split(";")[0].strip().lower()
             if not status.startswith("2") or (mime and mime not in _HTML_TYPES):
                 continue
-            body = record.content_stream().read()  # de-chunked, content-encoding removed
+            body, error = _payload(record)
             offset, length = records.get_record_offset(), records.get_record_length()
             record_id = record.rec_headers.get_header("WARC-Record-ID") or ""
             yield _Job(
                 url=url, record_id=record_id, date=record.rec_headers.get_header("WARC-Date") or "",
                 offset=offset, length=length, body=body, content_type=content_type,
                 capture={"warc": warc_key, "offset": offset, "length": length, "record_id": record_id},
+                error=error and f"{error}: {url}",
             )
+
+
+def _payload(record, max_bytes: int = DEFAULT_MAX_BODY_BYTES, limits: ParseLimits = ParseLimits()):
+    """(the HTML a record holds, or b"" and why not): de-chunked, decoded, within the limits."""
+    stream = record.raw_stream
+    if (record.http_headers.get_header("Transfer-Encoding") or "").lower() == "chunked":
+        stream = ChunkedDataReader(stream)  # as other tools store it; our captures are de-chunked
+    raw = stream.read(max_bytes + 1)
+    to_decode, _ = split_codings(v for n, v in record.http_headers.headers if n.lower() == "content-encoding")
+    try:
+        body = decode(raw, to_decode, max_bytes) if to_decode else raw
+    except DecodedTooLarge as exc:
+        return b"", f"decompression-limit: {exc}"
+    except DecodeError as exc:
+        return b"", f"bad-encoding: {exc}"
+    too_large = limits.too_large(body)
+    return (b"", f"too-large: {too_large}") if too_large else (body, None)
 
 
 def _extract_one(job: _Job) -> ReextractResult:
     result = ReextractResult(url=job.url, record_id=job.record_id, date=job.date, offset=job.offset, length=job.length)
+    if job.error:
+        result.error = job.error
+        return result
     try:
         result.article = extract_article(
             job.body, url=job.url, content_type=job.content_type, fetched_at=job.date, capture=job.capture

@@ -8,6 +8,10 @@ the one that crawled it last. One object per line:
     {"url", "timestamp" (14 digits, newest capture of any kind), "status", "mime",
      "digest", "record_id", "warc", "date"}   # the last four: newest capture with a payload
 
+`date` is that capture's WARC-Date exactly as its record has it (a revisit's
+WARC-Refers-To-Date must equal it); archives indexed before the index kept it
+give the 14-digit timestamp instead, which is all that is known of them.
+
 The spider skips article URLs archived with a 2xx status unless a re-check is
 due (`recheck` hours); the capture middleware writes a `revisit` record when a
 re-fetched payload has the digest of the last capture with a payload.
@@ -37,9 +41,12 @@ def _timestamp_datetime(ts: str) -> datetime | None:
         return None
 
 
-def warc_date(ts: str) -> str | None:
-    """A 14-digit timestamp as a WARC-Date (second precision)."""
-    when = _timestamp_datetime(ts)
+def warc_date(date: str) -> str | None:
+    """The WARC-Date of a seen entry's `date`: a WARC-Date (ISO 8601) stays exactly as
+    it is; a bare 14-digit timestamp (older indexes) becomes one of second precision."""
+    if date and "T" in date:
+        return date
+    when = _timestamp_datetime(date)
     return when.strftime("%Y-%m-%dT%H:%M:%SZ") if when else None
 
 

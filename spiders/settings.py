@@ -16,21 +16,44 @@ ROBOTSTXT_OBEY = True
 HTTPERROR_ALLOW_ALL = True
 
 DOWNLOAD_HANDLERS = {
-    # Scrapy's HTTP/1.1 handler, keeping the server's reason phrase for the WARC status line
+    # Scrapy's HTTP/1.1 handler, keeping the server's reason phrase for the WARC
+    # status line and connecting only through the address guard (spiders.connection)
     "http": "spiders.warccapture.PhraseKeepingDownloadHandler",
     "https": "spiders.warccapture.PhraseKeepingDownloadHandler",
+    # Only http(s) is ever fetched: no handler reads local files, FTP, S3 or data: URLs.
+    "file": None,
+    "ftp": None,
+    "s3": None,
+    "data": None,
 }
 
 DOWNLOADER_MIDDLEWARES = {
+    # 40: first in the chain, the scope gate's scheme and host line again for
+    # requests that never pass the scheduler (robots.txt and its redirects).
+    "spiders.guard.ScopeGuardMiddleware": 40,
     # 950: closest to the downloader, so it records each response before
-    # HttpCompressionMiddleware (590) decodes it and RedirectMiddleware (600)
+    # BoundedDecompressionMiddleware (590) decodes it and RedirectMiddleware (600)
     # or RobotsTxtMiddleware (100) consume it.
     "spiders.warccapture.WarcCaptureMiddleware": 950,
     # Scrapy 2.19's robots.txt middleware lets concurrent first requests through
     # unchecked (see spiders.limits.SharedRobotsTxtMiddleware); same place, fixed.
     "scrapy.downloadermiddlewares.robotstxt.RobotsTxtMiddleware": None,
     "spiders.limits.SharedRobotsTxtMiddleware": 100,
+    # Decoding bounded by what it decodes to, not by DOWNLOAD_MAXSIZE; same place.
+    "scrapy.downloadermiddlewares.httpcompression.HttpCompressionMiddleware": None,
+    "spiders.decoding.BoundedDecompressionMiddleware": 590,
+    # The redirect middlewares, counting the chains they give up on; same places.
+    "scrapy.downloadermiddlewares.redirect.RedirectMiddleware": None,
+    "spiders.redirects.RecordingRedirectMiddleware": 600,
+    "scrapy.downloadermiddlewares.redirect.MetaRefreshMiddleware": None,
+    "spiders.redirects.RecordingMetaRefreshMiddleware": 580,
+    # The address guard must see the address connected to: no proxies (the
+    # environment's http_proxy, with its credentials, is never used either).
+    "scrapy.downloadermiddlewares.httpproxy.HttpProxyMiddleware": None,
 }
+
+# robots.txt read as Google reads it: the first 500 KiB.
+ROBOTSTXT_PARSER = "spiders.limits.BoundedRobotParser"
 
 EXTENSIONS = {
     "spiders.limits.BodySizeLimit": 100,
@@ -41,10 +64,13 @@ ITEM_PIPELINES = {
     "spiders.pipelines.ArticlePipeline": 300,
 }
 
-# Our own limit keeps the first part and marks the WARC record truncated;
-# Scrapy's limit (which keeps nothing) stays far above it as a backstop,
-# and also bounds decompressed sizes in HttpCompressionMiddleware.
-NEWSARCHIVE_MAX_BODY_BYTES = 50 * 1024 * 1024
+# Limits (spiders/limits.py). Our own body limit keeps the first part and marks
+# the WARC record truncated; Scrapy's limit (which keeps nothing, counted as
+# too-large) stays far above it as a backstop.
+NEWSARCHIVE_MAX_BODY_BYTES = 50 * 1024 * 1024  # bytes read from the wire
+NEWSARCHIVE_MAX_DECODED_BYTES = None  # what a Content-Encoding may decode to; None: the body limit
+NEWSARCHIVE_MAX_PARSE_BYTES = 5 * 1024 * 1024  # larger HTML is archived, not read (too-large)
+NEWSARCHIVE_MAX_PARSE_TAGS = 50_000  # ... and so is HTML with more tags ("<" counted)
 DOWNLOAD_MAXSIZE = 1024 * 1024 * 1024
 DOWNLOAD_WARNSIZE = 0
 

@@ -7,6 +7,7 @@ fetched nothing (or too much).
 
 from __future__ import annotations
 
+import ipaddress
 import os
 import re
 import tomllib
@@ -16,7 +17,7 @@ from urllib.parse import urlsplit
 
 from storage.errors import BadInput
 
-__all__ = ["Source", "SourcesError", "load_sources", "default_sources_path", "host_key", "pick_sources"]
+__all__ = ["Source", "SourcesError", "load_sources", "default_sources_path", "host_key", "ip_literal", "pick_sources"]
 
 NAME_RE = re.compile(r"[a-z0-9-]+")
 
@@ -25,10 +26,24 @@ class SourcesError(BadInput):
     """An invalid sources file; the message is one line naming file and source."""
 
 
+def ip_literal(host: str | None) -> ipaddress.IPv4Address | ipaddress.IPv6Address | None:
+    """The address when `host` is an IP literal (as urlsplit gives it: IPv6 without brackets)."""
+    try:
+        return ipaddress.ip_address((host or "").strip("[]").split("%", 1)[0])
+    except ValueError:
+        return None
+
+
 def host_key(host: str | None) -> str:
-    """A host name as a source scope compares it: lower case, a leading "www." dropped."""
+    """A host name as a source scope compares it: lower case, a leading "www." dropped.
+
+    IP literals are compared as they are: "www.127.0.0.1" is a name (it would
+    go to DNS), not the address 127.0.0.1.
+    """
     host = (host or "").lower().rstrip(".")
-    return host[4:] if host.startswith("www.") else host
+    if host.startswith("www.") and ip_literal(host[4:]) is None:
+        return host[4:]
+    return host
 
 
 @dataclass(frozen=True)
@@ -145,7 +160,8 @@ def _source_from_table(table: dict) -> Source:
             raise ValueError(f"unknown key {key!r} (known: {', '.join(_KEYS)})")
         check, expected = _KEYS[key]
         if not check(value):
-            raise ValueError(f"{key} must be {expected}, got {value!r}")
+            shown = _shown(value) if isinstance(value, str) else value
+            raise ValueError(f"{key} must be {expected}, got {shown!r}")
     if "name" not in table:
         raise ValueError("missing name")
     if not NAME_RE.fullmatch(table["name"]):
@@ -171,13 +187,36 @@ def _source_from_table(table: dict) -> Source:
 
 
 def _check_url(key: str, url: str) -> None:
-    parts = urlsplit(url)
+    try:
+        parts = urlsplit(url)
+    except ValueError:
+        raise ValueError(f"{key}: {_shown(url)!r} is not a URL") from None
+    if "@" in parts.netloc:
+        # never echoed: the point is to keep the password out of logs and summaries
+        raise ValueError(f"{key}: {_shown(url)!r} carries a user name or password; "
+                         "sources.toml holds no credentials") from None
     try:
         parts.port  # raises on a non-numeric port
     except ValueError:
         raise ValueError(f"{key}: {url!r} has a bad port") from None
     if parts.scheme not in ("http", "https") or not parts.hostname or any(c.isspace() for c in url):
-        raise ValueError(f"{key}: {url!r} is not an http(s) URL")
+        raise ValueError(f"{key}: {url!r} is not an http(s) URL (only http and https are fetched)")
+    from spiders.guard import metadata_refusal
+
+    refusal = metadata_refusal(parts.hostname)
+    if refusal:
+        raise ValueError(f"{key}: {url!r}: {refusal}")
+
+
+def _shown(url: str) -> str:
+    """A URL as an error message may show it: any user name and password replaced by ***."""
+    scheme, sep, rest = url.partition("://")
+    if not sep:
+        return url
+    netloc, slash, tail = rest.partition("/")
+    if "@" in netloc:
+        netloc = "***@" + netloc.rpartition("@")[2]
+    return f"{scheme}{sep}{netloc}{slash}{tail}"
 
 
 _CRON_MACROS = {"@yearly", "@annually", "@monthly", "@weekly", "@daily", "@midnight", "@hourly"}

@@ -37,6 +37,7 @@ class Capture:
     record_id: str | None = None  # WARC-Record-ID
     source: str | None = None  # the source whose crawl made it
     text: bool = False  # clean text exists (for a revisit: its original's)
+    warc_date: str | None = None  # the record's WARC-Date exactly (None in indexes made before it was kept)
 
     @property
     def is_revisit(self) -> bool:

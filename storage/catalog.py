@@ -54,6 +54,7 @@ CREATE TABLE IF NOT EXISTS captures (
     record_id TEXT,
     source TEXT,
     index_key TEXT NOT NULL,
+    warc_date TEXT,
     PRIMARY KEY (warc, offset)
 );
 CREATE INDEX IF NOT EXISTS captures_by_url ON captures (urlkey, timestamp);
@@ -75,7 +76,7 @@ CREATE TABLE IF NOT EXISTS texts (
 CREATE INDEX IF NOT EXISTS texts_by_refers ON texts (refers_to);
 """
 
-_CAPTURE_COLUMNS = "urlkey, timestamp, url, status, mime, digest, warc, offset, length, record_id, source"
+_CAPTURE_COLUMNS = "urlkey, timestamp, url, status, mime, digest, warc, offset, length, record_id, source, warc_date"
 _HAS_TEXT = "EXISTS (SELECT 1 FROM texts t WHERE t.refers_to = c.record_id) AS has_text"
 
 
@@ -89,6 +90,17 @@ def _captures_where(condition: str, args: list, since: str | None, until: str | 
         sql.append("AND timestamp <= ?")
         args.append(until)
     return sql, args
+
+
+def _add_missing_columns(db: sqlite3.Connection) -> None:
+    """A catalog made before a column existed gets it (NULL in the rows ingested then)."""
+    have = {row[1] for row in db.execute("PRAGMA table_info(captures)")}
+    if "warc_date" not in have:
+        try:
+            db.execute("ALTER TABLE captures ADD COLUMN warc_date TEXT")
+        except sqlite3.OperationalError as exc:
+            if "duplicate column" not in str(exc):  # another process added it first
+                raise
 
 
 class CatalogError(StorageError):
@@ -152,6 +164,7 @@ class Catalog:
             self.path.parent.mkdir(parents=True, exist_ok=True)
             db = self._db()
             db.executescript(_SCHEMA)  # idempotent; executescript manages its own commit
+            _add_missing_columns(db)
             db.execute("INSERT OR IGNORE INTO meta (key, value) VALUES ('schema', ?)", (SCHEMA_VERSION,))
             self.search = SearchIndex(self)
         except (OSError, sqlite3.Error) as exc:
@@ -192,20 +205,20 @@ class Catalog:
             if not warc or offset is None or length is None:
                 continue
             url = f.get("url") or ""
-            if "refers_to" in f:
+            if cdxj.is_text(f):
                 rows_t.append((f["refers_to"], f.get("record_id"), urlkey, ts, url,
                                f.get("digest"), warc, offset, length, index_key))
             else:
                 rows_c.append((urlkey, ts, url, _int_or_none(f.get("status")), f.get("mime"),
                                f.get("digest"), warc, offset, length, f.get("record_id"),
-                               source_of(warc), index_key))
+                               source_of(warc), f.get("warc_date"), index_key))
         now = datetime.now(timezone.utc).isoformat(timespec="seconds")
         with self._connect() as db:
             if db.execute("SELECT 1 FROM ingested WHERE index_key = ?", (index_key,)).fetchone():
                 return 0, 0
             db.executemany(
                 f"INSERT OR IGNORE INTO captures ({_CAPTURE_COLUMNS}, index_key) "
-                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", rows_c)
+                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", rows_c)
             db.executemany(
                 "INSERT OR IGNORE INTO texts (refers_to, record_id, urlkey, timestamp, url, digest, "
                 "warc, offset, length, index_key) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", rows_t)
@@ -273,6 +286,35 @@ class Catalog:
             args.append(int(limit))
         return self._captures(sql, args)
 
+    def iter_captures(self, url: str, match_type: str = "exact", *, since: str | None = None,
+                      until: str | None = None, reverse: bool = False,
+                      after: tuple[str, str, str, int] | None = None) -> Iterator[Capture]:
+        """Captures matching ``url`` as the CDX server pages through them: lazily, in
+        (URL key, timestamp, WARC, offset) order (reversed with ``reverse``); ``after``
+        is that tuple of a row already sent, and only rows past it come."""
+        start, end = urls.search_range(url, match_type)
+        sql, args = _captures_where("urlkey >= ? AND urlkey < ?", [start, end], since, until)
+        if after is not None:
+            sql.append(f"AND (urlkey, timestamp, warc, offset) {'<' if reverse else '>'} (?, ?, ?, ?)")
+            args.extend(after)
+        order = "DESC" if reverse else "ASC"
+        sql.append(f"ORDER BY urlkey {order}, timestamp {order}, warc {order}, offset {order}")
+        for row in self._db().execute(" ".join(sql), args):
+            yield _capture(row)
+
+    def iter_all(self) -> Iterator[Capture]:
+        """Every capture (not conversion records: texts), lazily, by URL key and time."""
+        sql = [f"SELECT {_CAPTURE_COLUMNS}, 0 AS has_text FROM captures c "
+               "ORDER BY urlkey, timestamp, warc, offset"]
+        for row in self._db().execute(" ".join(sql)):
+            yield _capture(row)
+
+    def count_captures(self, url: str, match_type: str = "exact", *, since: str | None = None,
+                       until: str | None = None) -> int:
+        start, end = urls.search_range(url, match_type)
+        sql, args = _captures_where("urlkey >= ? AND urlkey < ?", [start, end], since, until)
+        return self._db().execute(f"SELECT COUNT(*) FROM ({' '.join(sql)})", args).fetchone()[0]
+
     def source_captures(self, source: str, *, since: str | None = None,
                         until: str | None = None) -> list[Capture]:
         sql, args = _captures_where("source = ?", [source], since, until)
@@ -282,8 +324,9 @@ class Catalog:
     def latest_per_url(self, source: str) -> Iterator[dict]:
         """For each URL captured for ``source``: its newest capture (``timestamp``,
         ``status``, ``mime``) and the newest capture holding a payload (not a
-        revisit: ``digest``, ``record_id``, ``warc``, ``date`` as its timestamp),
-        the record a revisit of unchanged content would refer to. Ordered by URL key.
+        revisit: ``digest``, ``record_id``, ``warc``, ``date`` its exact WARC-Date, or
+        its 14-digit timestamp when its index predates the ``warc_date`` field), the
+        record a revisit of unchanged content would refer to. Ordered by URL key.
         (The shape of spiders/seen.py's lines.)"""
         rows = self._db().execute(
             f"SELECT {_CAPTURE_COLUMNS}, 0 AS has_text FROM captures c WHERE source = ? AND status IS NOT NULL "
@@ -298,7 +341,8 @@ class Catalog:
                            "digest": None, "record_id": None, "warc": None, "date": None}
             current.update(timestamp=c.timestamp, status=c.status, mime=c.mime)
             if not c.is_revisit:
-                current.update(digest=c.digest, record_id=c.record_id, warc=c.warc, date=c.timestamp)
+                current.update(digest=c.digest, record_id=c.record_id, warc=c.warc,
+                               date=c.warc_date or c.timestamp)
         if current is not None:
             yield current
 
@@ -348,7 +392,7 @@ def _capture(row: sqlite3.Row) -> Capture:
     return Capture(urlkey=row["urlkey"], timestamp=row["timestamp"], url=row["url"], status=row["status"],
                    mime=row["mime"], digest=row["digest"], warc=row["warc"], offset=row["offset"],
                    length=row["length"], record_id=row["record_id"], source=row["source"],
-                   text=bool(row["has_text"]))
+                   text=bool(row["has_text"]), warc_date=row["warc_date"])
 
 
 class _Transaction:

@@ -3,10 +3,19 @@
 Each line is ``SURTKEY TIMESTAMP {json}`` with cdxj-indexer's standard fields
 (url, mime, status, digest, length, offset, filename) written by cdxj-indexer's
 own indexer class, so the standard part is byte-for-byte what
-``cdxj-indexer --sort`` writes. Two extras that pywb ignores ride along:
-``record_id`` on every line, and ``refers_to`` on ``conversion`` records (the
+``cdxj-indexer --sort`` writes. Extras that pywb ignores ride along:
+``record_id`` (WARC-Record-ID) and ``warc_date`` (the record's WARC-Date exactly,
+which the 14-digit timestamp cuts to seconds: a revisit's WARC-Refers-To-Date
+must repeat it) on every line, and ``refers_to`` on ``conversion`` records (the
 clean text of a response), which are indexed with mime ``text/plain``.
 ``filename`` is the WARC's archive key, not its base name.
+
+Conversion records live only in text WARCs, so their lines live only in the
+text WARCs' own index files, apart from the capture lines. They are not
+replayable: every index handed to a replay tool (pywb's collection index, the
+WACZ's, the CDX server's answers) is made of ``replayable()`` lines only, and
+the catalog keeps them in its ``texts`` table, linked to the capture they
+were extracted from by ``refers_to``.
 """
 
 from __future__ import annotations
@@ -51,6 +60,7 @@ class _ArchiveIndexer(CDXJIndexer):
             if value is not None:
                 index[self.field_names.get(field, field)] = value
         index["record_id"] = record.rec_headers.get_header("WARC-Record-ID")
+        index["warc_date"] = record.rec_headers.get_header("WARC-Date")
         if record.rec_type == "conversion":
             refers_to = record.rec_headers.get_header("WARC-Refers-To")
             if refers_to:
@@ -115,6 +125,16 @@ def iter_lines(text: str | bytes) -> Iterator[tuple[str, str, dict]]:
     for line in text.splitlines():
         if line.strip() and not line.startswith("!"):
             yield parse_line(line)
+
+
+def is_text(fields: dict) -> bool:
+    """A conversion record's line (clean text, linked to its capture by ``refers_to``)."""
+    return "refers_to" in fields
+
+
+def replayable(fields: dict) -> bool:
+    """A line a replay tool may serve: anything but a conversion record."""
+    return not is_text(fields)
 
 
 def format_line(urlkey: str, timestamp: str, fields: dict) -> str:

@@ -22,7 +22,8 @@ its whole life. The kernel drops a flock when its holder dies, even on SIGKILL,
 so a lock that can be taken means nobody is writing: a killed run never blocks
 the next one. A holder that lets go removes .lock (still locked; a taker checks
 it locked the file that is there). The lock is taken without waiting; a held
-one is `SourceBusy` with the holder's pid.
+one is `SourceBusy` with the holder's pid. A `.lock` that still names a pid
+when it is taken was left by a holder that died (`SpoolLock.stale_pid`).
 """
 
 from __future__ import annotations
@@ -77,6 +78,9 @@ class SpoolLock:
         self.source = source or self.spool.name
         self.path = self.spool / LOCK_NAME
         self.fd: int | None = None
+        # pid a dead holder left in .lock (a holder that lets go removes the file):
+        # what the run summary reports as a stale lock found and cleared
+        self.stale_pid: int | None = None
 
     @property
     def held(self) -> bool:
@@ -104,6 +108,7 @@ class SpoolLock:
             if same:
                 break
             os.close(fd)
+        self.stale_pid = _pid_in(os.pread(fd, 64, 0))
         os.ftruncate(fd, 0)
         os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
         self.fd = fd
@@ -130,9 +135,15 @@ class SpoolLock:
 def read_lock_pid(spool: str | os.PathLike) -> int | None:
     """The pid written into SPOOL/.lock by its holder (None if unknown)."""
     try:
-        text = (Path(spool) / LOCK_NAME).read_text(encoding="ascii", errors="replace").strip()
-        return int(text.split()[0]) if text else None
-    except (OSError, ValueError, IndexError):
+        return _pid_in((Path(spool) / LOCK_NAME).read_bytes())
+    except OSError:
+        return None
+
+
+def _pid_in(data: bytes) -> int | None:
+    try:
+        return int(data.split()[0])
+    except (ValueError, IndexError):
         return None
 
 
@@ -355,7 +366,12 @@ class RecoveryReport:
 
 def validate_warc(path: str | os.PathLike) -> int:
     """Read every record with warcio, digests checked (what `warcio check` does);
-    return the record count or raise StorageError."""
+    return the record count or raise StorageError.
+
+    Payloads are read as stored, not decoded: a record's validity (framing,
+    digests) does not depend on its HTTP Content-Encoding, and decoding a
+    hostile page's compression bomb here would cost what the crawl refused to.
+    """
     from warcio.archiveiterator import ArchiveIterator
     from warcio.exceptions import ArchiveLoadFailed
 
@@ -363,7 +379,7 @@ def validate_warc(path: str | os.PathLike) -> int:
     try:
         with open(path, "rb") as fh:
             for record in ArchiveIterator(fh, check_digests=True):
-                stream = record.content_stream()
+                stream = record.raw_stream
                 while stream.read(_MAX_OUT):
                     pass
                 if record.digest_checker.passed is False:

@@ -26,6 +26,11 @@ def pages_ok(stats: Mapping[str, Any]) -> int:
     return int(stats.get("pages") or 0)
 
 
+# Requests the crawl refused to make (spiders/kinds.py): its own line holding, not
+# the site failing, so they never make a run count as failed.
+REFUSALS = frozenset({"off-scope", "bad-scheme", "bad-url", "blocked-address"})
+
+
 def assess(source: str, stats: Mapping[str, Any]) -> str | None:
     """None when the crawl is acceptable, else a one-line reason it mostly failed.
 
@@ -34,7 +39,7 @@ def assess(source: str, stats: Mapping[str, Any]) -> str | None:
     outnumbering the pages that came back.
     """
     errors = stats.get("errors") or {}
-    failures = sum(int(n) for kind, n in errors.items() if not kind.startswith("http-4"))
+    failures = sum(int(n) for kind, n in errors.items() if not kind.startswith("http-4") and kind not in REFUSALS)
     ok = pages_ok(stats)
     kinds = ", ".join(f"{k} {v}" for k, v in sorted(errors.items()))
     if int(stats.get("pages") or 0) == 0 or ok == 0:

@@ -87,12 +87,15 @@ def _main(argv: list[str]) -> None:
     from scrapy.settings import Settings
 
     from spiders.crawl import summary
+    from spiders.sources import Source
 
     args = json.loads(argv[0])
     items: list[dict] = []
 
     class CaptureSpider(scrapy.Spider):
         name = "capturetest"
+        # the hosts it fetches from: the address guard connects to loopback only when named
+        source = Source(name="testsite", start_urls=tuple(args["urls"]))
 
         async def start(self):
             for url in args["urls"]:

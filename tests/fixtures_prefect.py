@@ -2,8 +2,9 @@
 
 prefect_harness   session: prefect_test_harness (a temporary server and database) for flow tests
 prefect_server    session: a real `prefect server start` on 127.0.0.1 with a temporary SQLite
-                  database and PREFECT_HOME; `.env` for subprocesses, `.start(cmd)` for workers
-                  (every process started here is killed at teardown)
+                  database and PREFECT_HOME, its scheduler fast (SCHEDULER_SETTINGS); `.env` for
+                  subprocesses, `.start(cmd)` for workers; every process started with `.env` (flow runs
+                  of its workers included, orphans too) is killed at teardown
 closed_port_url   http://127.0.0.1:PORT/ with nothing listening (a broken site)
 spool_dir         NEWSARCHIVE_SPOOL pointed at the test's tmp_path
 """
@@ -17,15 +18,31 @@ import subprocess
 import sys
 import time
 import urllib.request
+import uuid
 from pathlib import Path
 
 import pytest
+
+from proctree import TAG_VAR, descendants, kill_tagged
 
 # Prefect's server would try to send telemetry (offline here); must be set before prefect is imported.
 os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
 
 REPO = Path(__file__).resolve().parent.parent
 VENV_BIN = Path(sys.executable).parent
+
+
+# The scheduler as the notes in docs/prefect.md give it for tests: a new deployment gets its
+# runs within ~5 s, and a `* * * * *` schedule only the next few (not an hour's worth).
+# Server settings: they must be in the server's environment when it starts.
+SCHEDULER_SETTINGS = {
+    "PREFECT_SERVER_SERVICES_SCHEDULER_LOOP_SECONDS": "5",
+    "PREFECT_SERVER_SERVICES_SCHEDULER_MIN_RUNS": "1",
+    "PREFECT_SERVER_SERVICES_SCHEDULER_MIN_SCHEDULED_TIME": "PT2M",
+}
+
+
+LEASE_STORAGE = "prefect.server.concurrency.lease_storage.filesystem"
 
 
 def free_port() -> int:
@@ -71,7 +88,11 @@ class PrefectServer:
             "PREFECT_LOGGING_LEVEL": "INFO",
             # a run held back by its deployment's concurrency limit is retried after this (default 30 s)
             "PREFECT_SERVER_DEPLOYMENTS_CONCURRENCY_SLOT_WAIT_SECONDS": "2",
+            **SCHEDULER_SETTINGS,
+            # leases in PREFECT_HOME, not in the server's memory: they survive a restart (docs/prefect.md)
+            "PREFECT_SERVER_CONCURRENCY_LEASE_STORAGE": LEASE_STORAGE,
             "PATH": f"{VENV_BIN}{os.pathsep}{os.environ.get('PATH', '')}",
+            TAG_VAR: f"prefect-server-{uuid.uuid4().hex[:12]}",  # every process started from here
         }
         self.procs: list[subprocess.Popen] = []
 
@@ -102,30 +123,43 @@ class PrefectServer:
         raise RuntimeError(f"prefect server not healthy after {timeout}s:\n{self.log('server.log')[-3000:]}")
 
     def stop(self, procs: list[subprocess.Popen] | None = None) -> None:
-        """Stop `procs` (default: every process started here, the server last): SIGTERM to the
-        process group, SIGKILL after 20 s."""
+        """Stop `procs` and every process below them (a worker's flow runs have process groups
+        of their own): SIGTERM to each group, SIGKILL after 20 s. Without `procs`: every
+        process started with this server's env, wherever it ended up (the server last)."""
+        everything = procs is None
         procs = list(self.procs if procs is None else procs)
         for proc in reversed(procs):
-            if proc.poll() is None:
+            groups = {proc.pid} | {g for p in descendants(proc.pid) if (g := _pgid_or_none(p))}
+            for group in groups:
                 try:
-                    os.killpg(proc.pid, signal.SIGTERM)
-                except ProcessLookupError:
+                    os.killpg(group, signal.SIGTERM)
+                except (ProcessLookupError, PermissionError):
                     continue
-        for proc in reversed(procs):
             try:
                 proc.wait(timeout=20)
             except subprocess.TimeoutExpired:
+                pass
+            for group in groups:
                 try:
-                    os.killpg(proc.pid, signal.SIGKILL)
-                except ProcessLookupError:
+                    os.killpg(group, signal.SIGKILL)
+                except (ProcessLookupError, PermissionError):
                     pass
-                proc.wait()
+            proc.wait()
+        if everything:
+            kill_tagged(self.env[TAG_VAR])
 
     def client_settings(self):
         """Settings for an in-test Prefect client talking to this server."""
         from prefect.settings import PREFECT_API_URL, temporary_settings
 
         return temporary_settings({PREFECT_API_URL: self.api_url})
+
+
+def _pgid_or_none(pid: int) -> int | None:
+    try:
+        return os.getpgid(pid)
+    except ProcessLookupError:
+        return None
 
 
 @pytest.fixture(scope="session")
@@ -142,11 +176,7 @@ def prefect_server(tmp_path_factory):
 
 
 def read_artifacts(key: str | None = None, flow_run_id=None) -> list[dict]:
-    """Artifacts (newest first) by key and/or flow run, from the current Prefect API.
-
-    Plain REST: the 3.8.8 client sends `null` for filters it was not given,
-    which this server rejects, and an empty filter would exclude artifacts.
-    """
+    """Artifacts (newest first) by key and/or flow run, from the current Prefect API (plain REST)."""
     import httpx
     from prefect.settings import PREFECT_API_URL
 

@@ -14,7 +14,7 @@ import pytest
 
 from test_cli_support import ROOT, assert_one_line_error, cli_env, run
 
-COMMANDS = ["crawl", "sources", "list", "get", "search", "serve", "reindex", "reextract", "upload", "export",
+COMMANDS = ["crawl", "sources", "list", "get", "search", "serve", "pywb", "reindex", "reextract", "upload", "export",
             "deploy", "worker", "demo"]
 
 

@@ -176,8 +176,12 @@ def test_http_errors_are_counted_not_extracted(crawled):
     here, result, fetched, _ = crawled
     assert "/2024/05/06/gone" in fetched
     assert here + "/2024/05/06/gone" not in result.urls
-    assert result.errors() == {"http-4xx": 1}
-    assert result.error_samples == [{"url": here + "/2024/05/06/gone", "kind": "http-4xx", "message": "HTTP 404"}]
+    # and the redirect off-site (/go-away) is counted as refused; off-site links and feed entries are not failures
+    assert result.errors() == {"http-4xx": 1, "off-scope": 1}
+    samples = {s["kind"]: s for s in result.error_samples}
+    assert samples["http-4xx"] == {"url": here + "/2024/05/06/gone", "kind": "http-4xx", "message": "HTTP 404"}
+    assert samples["off-scope"]["url"].endswith("/redirected") and "not one of the source's hosts" \
+        in samples["off-scope"]["message"]
 
 
 def test_without_robots_obey_the_spider_still_reads_sitemap_lines(crawl):

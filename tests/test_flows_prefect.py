@@ -1,7 +1,9 @@
-"""The Prefect flows under prefect_test_harness: crawl-source into a folder archive, crawl-all with a broken site."""
+"""The Prefect flows under prefect_test_harness: crawl-source into a folder archive, crawl-all with a
+broken site, crawl-all bounding a child by its timeout."""
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
@@ -57,12 +59,13 @@ def test_crawl_source_archives_captures_text_and_publishes_artifacts(news_site, 
     counts = _artifacts("crawl-testnews-counts")
     assert counts and f'"pages": {summary["pages"]}' in counts[0]["data"].replace("'", '"')
 
-    # the source's one-slot concurrency limit exists and is free again
-    from prefect.client.orchestration import get_client
+    # the run let go of its guard: the source's spool lock (the only one on a temporary
+    # server, which would never expire a concurrency lease of a killed run) is free again
+    from storage.recovery import LOCK_NAME, SpoolLock
 
-    with get_client(sync_client=True) as client:
-        limit = client.read_global_concurrency_limit_by_name("crawl-source-testnews")
-    assert limit.limit == 1 and limit.active_slots == 0
+    spool = spool_dir / "testnews"
+    assert not (spool / LOCK_NAME).exists()
+    SpoolLock(spool, "testnews").acquire().release()
 
 
 def test_crawl_all_one_broken_site_fails_alone(news_site, tmp_path, spool_dir, closed_port_url):
@@ -90,3 +93,22 @@ def test_crawl_all_one_broken_site_fails_alone(news_site, tmp_path, spool_dir, c
     assert not (archive / "warc" / "broken").exists()
     rows = _artifacts("crawl-all")
     assert rows and "broken" in rows[0]["data"] and "COMPLETED" in rows[0]["data"]
+
+
+def test_crawl_all_bounds_each_child_by_its_timeout_and_reports_it(news_site, tmp_path, spool_dir):
+    from flows.crawl import crawl_all
+
+    sources = tmp_path / "sources.toml"  # a crawl of ~30 s (a delay per page) against a 6 s bound
+    sources.write_text(news_site.sources_toml("crawlslow", depth=1, delay=1.0, concurrency=1), encoding="utf-8")
+    state = crawl_all(sources_file=str(sources), archive=str(tmp_path / "archive"), via="subflows",
+                      timeout_minutes=0.1, return_state=True)
+
+    assert state.is_failed()
+    assert "crawlslow: timed out after 0.1 min" in state.message, state.message
+    row, = json.loads(_artifacts("crawl-all")[0]["data"])
+    assert row["source"] == "crawlslow" and row["state"] != "COMPLETED"
+    assert row["message"] == "crawlslow: timed out after 0.1 min"
+    # the crawl it started did not outlive it, and left the spool to the next run
+    from storage.recovery import SpoolLock
+
+    SpoolLock(spool_dir / "crawlslow", "crawlslow").acquire().release()

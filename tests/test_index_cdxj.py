@@ -1,4 +1,4 @@
-"""CDXJ indexes: the same lines cdxj-indexer writes, plus our two extras; URL keys."""
+"""CDXJ indexes: the same lines cdxj-indexer writes, plus our extras; URL keys."""
 
 from __future__ import annotations
 
@@ -33,12 +33,13 @@ def test_capture_index_matches_cdxj_indexer(tmp_path):
         assert f1.pop("filename") == key and f2.pop("filename") == Path(key).name
         record_id = f1.pop("record_id")
         assert record_id.startswith("<urn:uuid:")
+        assert f1.pop("warc_date") == f"{t1[:4]}-{t1[4:6]}-{t1[6:8]}T{t1[8:10]}:{t1[10:12]}:{t1[12:14]}Z"
         assert "refers_to" not in f1
         assert list(f1.items()) == list(f2.items())  # same fields, same values, same order
     # the standard part is byte-identical once filename and the extras are put back
     k, t, f = cdxj.parse_line(ours[0])
     f["filename"] = Path(key).name
-    del f["record_id"]
+    del f["record_id"], f["warc_date"]
     assert f"{k} {t} {json.dumps(f)}" == theirs[0]
 
 

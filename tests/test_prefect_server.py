@@ -1,4 +1,5 @@
-"""End to end on a real Prefect server: deploy from the repo, a worker, a triggered run with parameters."""
+"""End to end on a real Prefect server: deploy from the repo, a worker, a triggered run with parameters,
+two workers, and the committed prefect.yaml deployed with `prefect deploy --all`."""
 
 from __future__ import annotations
 
@@ -221,3 +222,51 @@ def test_one_source_never_twice_at_once_and_a_broken_source_fails_alone(prefect_
     assert rb.state.type.value == "FAILED", rb.state
     assert "broken: nothing could be fetched" in (rb.state.message or ""), rb.state.message
     assert "\n" not in (rb.state.message or "").strip()
+
+
+# --------------------------------------------------------------------------- the committed prefect.yaml
+
+def test_the_committed_prefect_yaml_is_current_and_prefect_deploy_all_deploys_it(prefect_server, tmp_path):
+    import prefect
+
+    from flows.deploy import write_prefect_file
+
+    committed = (REPO / "prefect.yaml").read_text(encoding="utf-8")
+    fresh = write_prefect_file(tmp_path / "prefect.yaml", REPO / "sources.toml", portable=True)
+    assert fresh.read_text(encoding="utf-8") == committed, "regenerate it: python -m flows.deploy --write prefect.yaml"
+    assert f"prefect-version: {prefect.__version__}\n" in committed
+
+    # as docs/prefect.md says: the pool first, then `prefect --no-prompt deploy --all` from the checkout
+    env = prefect_server.env
+    pool = _run([VENV_BIN / "prefect", "work-pool", "create", "newsarchive", "--type", "process"], env)
+    assert pool.returncode == 0, pool.stdout + pool.stderr
+    deployed = _run([VENV_BIN / "prefect", "--no-prompt", "deploy", "--all"], env)
+    assert deployed.returncode == 0, deployed.stdout + deployed.stderr
+
+    from prefect.client.orchestration import get_client
+
+    with prefect_server.client_settings(), get_client(sync_client=True) as client:
+        for name, cron in [("crawl-all/all", "30 3 * * *"), ("crawl-source/bbc-news", "5 * * * *"),
+                           ("crawl-source/rnz-news", "50 */3 * * *")]:
+            dep = client.read_deployment_by_name(name)
+            assert dep.work_pool_name == "newsarchive"
+            assert [s.schedule.cron for s in dep.schedules] == [cron]
+            # Prefect's default pull step: the checkout it was deployed from
+            assert dep.pull_steps == [{"prefect.deployments.steps.set_working_directory": {"directory": str(REPO)}}]
+        # no worker polls this pool in the tests: keep its schedules from piling up runs
+        for dep in client.read_deployments():
+            if dep.work_pool_name == "newsarchive":
+                client.pause_deployment(dep.id)
+
+
+def test_a_failing_prefect_deploy_is_one_line_with_prefects_reason(prefect_server, tmp_path, monkeypatch):
+    from flows.deploy import run_prefect_deploy, write_prefect_file
+    from storage.errors import OrchestrationError
+
+    definitions = write_prefect_file(tmp_path / "prefect.yaml", REPO / "sources.toml", pool="no-such-pool")
+    monkeypatch.setenv("PREFECT_API_URL", prefect_server.api_url)  # for the `prefect deploy` subprocess
+    with pytest.raises(OrchestrationError) as failed:
+        run_prefect_deploy(definitions)
+    message = str(failed.value)
+    assert "\n" not in message
+    assert "failed (exit 1)" in message and "work pool 'no-such-pool' which does not exist" in message, message

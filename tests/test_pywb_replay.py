@@ -1,43 +1,25 @@
-"""pywb, the reference replay tool, reads our archive as it is.
+"""pywb, the reference replay tool, on our archive: `newsarchive pywb` writes its
+collection (config.yaml and one sorted index of the replayable captures; the
+archive itself is its archive_paths), and pywb replays what the sites served.
 
-A crawl of the loopback news site goes into a folder archive; pywb (installed
-by `make test` into a venv of its own, see DEVELOPERS.md) is then pointed at
-that archive: our own CDXJ indexes, and the WARC keys they name resolved
-against the archive root. It must replay the article bytes the site served.
+Two archives: the curated loopback news site (gzip, chunked, redirects, many
+charsets) crawled once, and the demo site crawled twice (revisits).
 """
 
 from __future__ import annotations
 
 import gzip
-import os
-import socket
-import subprocess
-import time
-import urllib.error
-import urllib.request
-from pathlib import Path
+import re
 
 import pytest
+import yaml
 
+from fixtures_replay import http_get
 from flows import pipeline
+from storage import cdxj
 from storage.archive import open_archive
-
-PYWB_BIN = os.environ.get("NEWSARCHIVE_PYWB")
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def fetch(url: str) -> tuple[int, bytes, dict]:
-    opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
-    try:
-        with opener.open(url, timeout=30) as r:
-            return r.status, r.read(), dict(r.headers)
-    except urllib.error.HTTPError as err:
-        return err.code, err.read(), dict(err.headers)
+from storage.pywb import write_collection
+from test_cli_support import cli_env, run
 
 
 @pytest.fixture(scope="module")
@@ -49,50 +31,19 @@ def crawled_archive(news_site, tmp_path_factory):
     return archive
 
 
-@pytest.fixture(scope="module")
-def pywb(crawled_archive, tmp_path_factory):
-    if not PYWB_BIN or not Path(PYWB_BIN, "wayback").exists():
-        pytest.skip("pywb not installed: run through `make test` (NEWSARCHIVE_PYWB points at its venv)")
-    home = tmp_path_factory.mktemp("pywb-home")
-    # One sorted index made of our per-WARC CDXJ files; their `filename` is the
-    # archive key, so archive_paths is simply the archive root.
-    lines = sorted(line for path in crawled_archive.glob("indexes/**/*.cdxj")
-                   for line in path.read_text(encoding="utf-8").splitlines() if line.strip())
-    (home / "index.cdxj").write_text("\n".join(lines) + "\n", encoding="utf-8")
-    (home / "config.yaml").write_text(
-        "collections:\n"
-        "  news:\n"
-        f"    index_paths: {home / 'index.cdxj'}\n"
-        f"    archive_paths: {crawled_archive}/\n", encoding="utf-8")
-    port = free_port()
-    log = open(home / "wayback.log", "wb")
-    proc = subprocess.Popen([str(Path(PYWB_BIN, "wayback")), "--bind", "127.0.0.1", "-p", str(port)],
-                            cwd=home, stdout=log, stderr=subprocess.STDOUT)
-    base = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                fetch(base + "/")
-                break
-            except OSError:
-                if proc.poll() is not None or time.monotonic() > deadline:
-                    raise RuntimeError("pywb did not start:\n" + (home / "wayback.log").read_text())
-                time.sleep(0.3)
-        yield base
-    finally:
-        proc.terminate()
-        proc.wait(timeout=20)
-        log.close()
+@pytest.fixture
+def news_pywb(crawled_archive, start_pywb, tmp_path):
+    write_collection(open_archive(str(crawled_archive)), tmp_path / "pywb", collection="news")
+    return start_pywb(tmp_path / "pywb")
 
 
-def test_pywb_replays_articles_byte_for_byte(pywb, news_site, crawled_archive):
+def test_pywb_replays_articles_byte_for_byte(news_pywb, news_site, crawled_archive):
     gzip_path = news_site.special["gzip"]
     archive = open_archive(str(crawled_archive))
     captured = [a for a in news_site.articles if archive.list(news_site.url(a["path"]))]
     checked = 0
     for article in captured:
-        status, body, headers = fetch(f"{pywb}/news/id_/{news_site.url(article['path'])}")
+        status, headers, body = http_get(f"{news_pywb}/news/id_/{news_site.url(article['path'])}")
         assert status == 200, f"pywb could not replay {article['path']}: HTTP {status}"
         sent = news_site.routes[article["path"]].body
         if headers.get("Content-Encoding") == "gzip" or article["path"] == gzip_path:
@@ -103,50 +54,48 @@ def test_pywb_replays_articles_byte_for_byte(pywb, news_site, crawled_archive):
     assert checked == len(captured) >= 10
 
 
-def test_pywb_lists_captures_in_its_cdx_api(pywb, news_site):
+def test_pywb_lists_one_capture_per_response_in_its_cdx_api(news_pywb, news_site):
     article = news_site.articles[0]
-    status, body, _ = fetch(f"{pywb}/news/cdx?url={news_site.url(article['path'])}&output=json")
+    status, _, body = http_get(f"{news_pywb}/news/cdx?url={news_site.url(article['path'])}&output=json")
     assert status == 200 and b'"status": "200"' in body
+    assert b"text/plain" not in body  # the article's clean text is not a capture
 
 
-def test_exported_wacz_validates_and_replays_in_pywb(crawled_archive, news_site, tmp_path):
-    """`newsarchive export --wacz` output passes py-wacz's validator and pywb replays from it."""
-    if not PYWB_BIN or not Path(PYWB_BIN, "wacz").exists():
-        pytest.skip("py-wacz not installed: run through `make test` (NEWSARCHIVE_PYWB points at its venv)")
-    from storage.wacz import export_wacz
+def test_newsarchive_pywb_writes_a_collection_pywb_replays(replay_archive, start_pywb, tmp_path):
+    """`newsarchive pywb --archive A -o DIR`, then pywb's `wayback` in DIR: one memento per
+    HTML capture in its TimeMap (no text/plain twin), and the article replays, rewritten
+    (links into the archive) and as stored (id_), original and revisit alike."""
+    out = tmp_path / "pywb-home"
+    done = run("pywb", "--archive", replay_archive.path, "-o", out, cwd=tmp_path, env=cli_env(tmp_path))
+    assert done.returncode == 0, done.stderr
+    config = yaml.safe_load((out / "config.yaml").read_text())
+    assert config["collections"]["web"]["archive_paths"] == str(replay_archive.path) + "/"
+    lines = (out / "indexes" / "index.cdxj").read_text().splitlines()
+    assert lines == sorted(lines, key=str.encode) and len(lines) == 2 * 23
+    assert not [f for _, _, f in map(cdxj.parse_line, lines) if not cdxj.replayable(f)]
+    assert not list(replay_archive.path.glob("**/config.yaml"))  # nothing written into the archive
 
-    wacz = tmp_path / "testnews.wacz"
-    export_wacz(open_archive(str(crawled_archive)), "testnews", since=None, until=None, out_path=wacz)
-    check = subprocess.run([str(Path(PYWB_BIN, "wacz")), "validate", "-f", str(wacz)],
-                           capture_output=True, text=True, timeout=300)
-    assert check.returncode == 0, check.stdout + check.stderr
-
-    home = tmp_path / "pywb-wacz"
-    home.mkdir()
-    manager = str(Path(PYWB_BIN, "wb-manager"))
-    subprocess.run([manager, "init", "fromwacz"], cwd=home, check=True, capture_output=True, timeout=120)
-    added = subprocess.run([manager, "add", "--unpack-wacz", "fromwacz", str(wacz)], cwd=home, capture_output=True, text=True,
-                           timeout=300)
-    assert added.returncode == 0, added.stdout + added.stderr
-    port = free_port()
-    proc = subprocess.Popen([str(Path(PYWB_BIN, "wayback")), "--bind", "127.0.0.1", "-p", str(port)],
-                            cwd=home, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    try:
-        article = next(a for a in news_site.articles
-                       if a["path"] not in (news_site.special["gzip"],) and
-                       open_archive(str(crawled_archive)).list(news_site.url(a["path"])))
-        url = f"http://127.0.0.1:{port}/fromwacz/id_/{news_site.url(article['path'])}"
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                status, body, _ = fetch(url)
-                break
-            except OSError:
-                if proc.poll() is not None or time.monotonic() > deadline:
-                    raise
-                time.sleep(0.3)
+    base = start_pywb(out)
+    archive = open_archive(str(replay_archive.path))
+    articles = [line.split('"url": "')[1].split('"')[0] for line in lines if "/2024/05/" in line]
+    assert len(set(articles)) == 6
+    for url in sorted(set(articles)):
+        captures = archive.list(url)
+        status, _, body = http_get(f"{base}/web/timemap/link/{url}")
         assert status == 200
-        assert body == news_site.routes[article["path"]].body
-    finally:
-        proc.terminate()
-        proc.wait(timeout=20)
+        mementos = re.findall(r'<([^>]+)>; rel="memento"; datetime="([^"]+)"', body.decode())
+        assert [d for _, d in mementos] == [c.http_date for c in captures] and len(captures) == 2
+
+    url = replay_archive.article
+    original, revisit = archive.list(url)
+    for capture in (original, revisit):
+        status, headers, body = http_get(f"{base}/web/{capture.timestamp}id_/{url}")
+        assert status == 200 and body == archive.payload(original)
+        status, headers, body = http_get(f"{base}/web/{capture.timestamp}/{url}")
+        assert status == 200 and headers["Memento-Datetime"] == capture.http_date
+        page = body.decode()
+        assert "Seagrass meadows return to the bay" in page
+        hrefs = re.findall(r'href="([^"]+)"', page)
+        assert f'/web/{capture.timestamp}cs_/{replay_archive.base}/static/site.css' in hrefs
+        assert f"/web/{capture.timestamp}/{replay_archive.base}/section/local/" in hrefs
+        assert not [h for h in hrefs if h.startswith(replay_archive.base)]  # nothing points at the live site

@@ -76,7 +76,7 @@ def test_wacz_structure_hashes_and_records(archive_and_built, tmp_path):
 
         index = [cdxj.parse_line(l) for l in zf.read("indexes/index.cdx").decode().splitlines()]
         raw_lines = zf.read("indexes/index.cdx").decode().splitlines()
-        assert raw_lines == sorted(raw_lines) and len(index) == 10  # 7 responses + 3 conversions
+        assert raw_lines == sorted(raw_lines) and len(index) == 7  # 7 responses; conversion records are not replayable
         assert all("/" not in f["filename"] and f"archive/{f['filename']}" in warcs for _, _, f in index)
 
         lines = zf.read("pages/pages.jsonl").decode().splitlines()
@@ -87,18 +87,20 @@ def test_wacz_structure_hashes_and_records(archive_and_built, tmp_path):
             (STORY, "2024-05-01T10:00:00Z", "Story, version 1"),
             (STORY, "2024-05-02T10:00:00Z", "Story, version 2"),
             (STORY, "2024-05-03T10:00:00Z", "Story, version 3")]
-        by_time = {(ts, f["url"]): f for _, ts, f in index if "refers_to" not in f}
+        assert not [f for _, _, f in index if "refers_to" in f]
+        texts = {}  # the text WARCs come along unindexed: conversion records by the response they name
+        for name in (n for n in warcs if n.endswith(".text.warc.gz")):
+            for rec in ArchiveIterator(io.BytesIO(zf.read(name))):
+                texts[rec.rec_headers.get_header("WARC-Refers-To")] = rec.content_stream().read().decode()
+        by_time = {(ts, f["url"]): f for _, ts, f in index}
         for page, written in zip(pages, built.pages(STORY)):
             entry = by_time[(written.timestamp, page["url"])]
             rec = read_record(zf, f"archive/{entry['filename']}", int(entry["offset"]), int(entry["length"]))
             assert rec.rec_type == "response"
             assert rec.rec_headers.get_header("WARC-Target-URI") == STORY
             assert rec.content_stream().read() == written.html
-            # and its clean text through the conversion record's index line
-            conv = [f for _, _, f in index if f.get("refers_to") == entry["record_id"]]
-            assert len(conv) == 1
-            text = read_record(zf, f"archive/{conv[0]['filename']}", int(conv[0]["offset"]), int(conv[0]["length"]))
-            assert text.content_stream().read().decode() == written.text
+            # and its clean text: the conversion record naming it, and the page's text
+            assert texts[entry["record_id"]] == written.text == page["text"]
 
 
 def test_wacz_records_are_readable_straight_from_the_zip_bytes(archive_and_built, tmp_path):
@@ -123,7 +125,7 @@ def test_wacz_since_until_selects_captures(archive_and_built, tmp_path):
     archive, built = archive_and_built
     out = tmp_path / "day2.wacz"
     report = export_wacz(archive, "news", since="2024-05-02", until="2024-05-02", out_path=out)
-    assert report.captures == 3 and report.pages == 1
+    assert report.captures == 3 and report.pages == 1 and report.originals == 0
     with zipfile.ZipFile(out) as zf:
         warcs = sorted(n for n in zf.namelist() if n.startswith("archive/"))
         assert warcs == sorted(f"archive/{PurePosixPath(k).name}" for k in built.keys[2] if k.endswith(".warc.gz"))

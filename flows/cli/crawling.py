@@ -27,9 +27,10 @@ def crawl(names, all_sources, sources, archive, max_pages, no_prefect):
     """Crawl one or more sources (or all) into the archive.
 
     Runs the Prefect flow crawl-source locally, so manual crawls appear in
-    Prefect's run history (with no PREFECT_API_URL set, Prefect starts a
-    temporary local server, ~10 s). Shows live progress on stderr and a summary
-    table at the end; exits 1 if a crawl failed.
+    Prefect's run history: the server at PREFECT_API_URL, or with none set a
+    temporary one this command starts (~10 s; its log is
+    PREFECT_HOME/temporary-server.log). Shows live progress on stderr and a
+    summary table at the end; exits 1 if a crawl failed.
     """
     from flows import display, manual
     from spiders.sources import load_sources, pick_sources
@@ -86,7 +87,8 @@ def upload(archive):
 @debug_option
 def deploy(sources, archive, pool):
     """Register one scheduled deployment of crawl-source per source (its `schedule`)
-    in the Prefect server at PREFECT_API_URL, in a work pool; run `newsarchive
+    and a daily crawl-all in the Prefect server at PREFECT_API_URL, in a process
+    work pool (created if missing), with `prefect deploy --all`; run `newsarchive
     worker` to execute them."""
     from flows import display, manual
     from flows.deploy import deploy as deploy_sources
@@ -107,27 +109,31 @@ def deploy(sources, archive, pool):
               help="at most N crawls at once in this worker")
 @debug_option
 def worker(pool, name, limit):
-    """Start a process worker for the work pool; it runs the scheduled crawls."""
+    """Start a process worker for the work pool; it runs the scheduled crawls.
+    SIGTERM or Ctrl-C stops it and the crawls it runs (they end Crashed) within 30 s."""
     from flows import manual
-    from flows.deploy import start_worker
+    from flows.worker import run_worker
 
     manual.prepare_prefect_env()
-    return start_worker(pool=pool, limit=limit, name=name)
+    return run_worker(pool=pool, limit=limit, name=name)
 
 
 @command(short_help="crawl the bundled demo news site and show what was archived", epilog="""examples:
   newsarchive demo
-  newsarchive demo --archive /tmp/demo --no-prefect""")
+  newsarchive demo --archive /tmp/demo --no-prefect
+Run it again: pages that did not change are archived as revisits of the first capture.""")
 @click.option("--archive", "-a", metavar="A", default="./demo-archive",
               help="where to archive the demo crawl (default: ./demo-archive)")
+@click.option("--port", type=click.IntRange(0, 65535), default=8731, show_default=True,
+              help="port of the demo site on 127.0.0.1 (0: any free one)")
 @click.option("--no-prefect", is_flag=True, help="crawl without Prefect")
 @debug_option
-def demo(archive, no_prefect):
+def demo(archive, port, no_prefect):
     """Start the bundled demo news site on 127.0.0.1, crawl it into ./demo-archive,
     print one archived article's clean text, and suggest commands to try next."""
     from flows.demo_site import run_demo
 
-    return run_demo(archive, use_prefect=not no_prefect, debug=debug_enabled())
+    return run_demo(archive, port=port, use_prefect=not no_prefect, debug=debug_enabled())
 
 
 COMMANDS = [crawl, sources, upload, deploy, worker, demo]

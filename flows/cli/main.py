@@ -1,7 +1,7 @@
 """The `newsarchive` command group, its shared options, and the one error handler.
 
 Commands live in flows/cli/crawling.py (crawl, sources, upload, deploy,
-worker, demo) and flows/cli/reading.py (list, get, search, serve, reindex,
+worker, demo) and flows/cli/reading.py (list, get, search, serve, pywb, reindex,
 reextract, export); each is a few lines that hand off to the module doing
 the work. Heavy imports (Prefect, Scrapy, boto3, the storage facade) happen
 inside the commands, so `--help` and usage errors are fast.

@@ -1,4 +1,4 @@
-"""Commands that read the archive: list, get, search, serve, reindex, reextract, export."""
+"""Commands that read the archive: list, get, search, serve, pywb, reindex, reextract, export."""
 
 from __future__ import annotations
 
@@ -138,7 +138,10 @@ def search(query, sources, start, end, lang, limit, offset, sort, count_by, as_j
   curl http://127.0.0.1:8080/web/timemap/link/https://example.com/2024/05/story
 Beyond loopback, --token (or NEWSARCHIVE_SERVE_TOKEN) makes every request carry it
 (Authorization: Bearer TOKEN, or a link with ?token=TOKEN once, which sets a cookie);
---public serves the archive to anyone who can reach the address.""")
+--public serves the archive to anyone who can reach the address. Rewritten replay
+(/web/TIMESTAMP/URL) runs through pywb, started and stopped with the server:
+.venv-pywb/bin/wayback of this checkout (make test installs it), --pywb or $NEWSARCHIVE_PYWB;
+without it, /web/TIMESTAMP/URL serves the archived payload as is.""")
 @archive_option
 @click.option("--host", default="127.0.0.1", show_default=True, help="address to listen on")
 @click.option("--port", type=click.IntRange(0, 65535), default=8080, show_default=True,
@@ -146,21 +149,37 @@ Beyond loopback, --token (or NEWSARCHIVE_SERVE_TOKEN) makes every request carry 
 @click.option("--token", envvar="NEWSARCHIVE_SERVE_TOKEN", default=None, metavar="SECRET",
               help="require this token on every request (needed with a --host other than loopback)")
 @click.option("--public", is_flag=True, help="with a --host other than loopback: serve to anyone, no token")
+@click.option("--pywb", "pywb_program", metavar="PATH", default=None,
+              help="pywb's `wayback` program, or the bin folder holding it (default: $NEWSARCHIVE_PYWB, "
+                   "else .venv-pywb/bin of this checkout)")
+@click.option("--no-pywb", is_flag=True, help="no rewritten replay: /web/TIMESTAMP/URL serves archived payloads")
 @debug_option
-def serve(archive, host, port, token, public):
+def serve(archive, host, port, token, public, pywb_program, no_pywb):
     """Serve the archive read-only: the reading room at / (search, articles, their
     captures, changes and sandboxed replay, sources), the same as JSON under /api/,
-    and /web/timemap/link/URL, /web/URL (TimeGate), /web/TIMESTAMPid_/URL,
-    /web/TIMESTAMPtext_/URL and /cdx?url=URL&output=json."""
+    /web/TIMESTAMP/URL (the page, rewritten through pywb), /web/timemap/link/URL,
+    /web/URL (TimeGate), /web/TIMESTAMPid_/URL, /web/TIMESTAMPtext_/URL and the CDX
+    API at /cdx?url=URL (also /cdx/search/cdx)."""
     from flows.display import info
-    from storage import server
+    from storage import pywb, server
     from storage.server.access import exposure
+    from storage.server.replay import PywbReplay
 
     location = archive
     warning = exposure(host, token, public)  # refused beyond loopback without --token or --public
     sock = server.bind(host, port)
     url = server.url_of(sock)
-    app = server.create_app(_open(location), token=token or None)
+    opened = _open(location)
+    replay = None
+    if no_pywb:
+        info("rewritten replay off (--no-pywb): /web/TIMESTAMP/URL serves archived payloads as they were")
+    else:
+        program, where = pywb.find_wayback(pywb_program)
+        if program is None:
+            info(f"no rewritten replay: {where}; /web/TIMESTAMP/URL serves archived payloads as they were")
+        else:
+            replay = PywbReplay(opened, program, say=info)
+    app = server.create_app(opened, token=token or None, replay=replay)
     if warning:
         info(warning)
     info(f"serving {location} at {url}/  (Ctrl-C to stop)")
@@ -168,6 +187,28 @@ def serve(archive, host, port, token, public):
         info(f"  open: {url}/?token={token}")
     info(f"  reading room {url}/  API {url}/api/  replay {url}/web/URL")
     server.server_for(app, sock).run(sockets=[sock])
+
+
+@command("pywb", short_help="write a pywb collection for the archive", epilog="""examples:
+  newsarchive pywb --archive ./archive -o pywb-home
+  cd pywb-home && .venv-pywb/bin/wayback --bind 127.0.0.1 --port 8090
+  # then http://127.0.0.1:8090/web/20240501120000/https://example.com/2024/05/story
+Write it again after crawls: the index holds the captures the archive had when it ran.""")
+@archive_option
+@click.option("-o", "--output", metavar="DIR", required=True, help="folder for config.yaml and indexes/ (created)")
+@click.option("--collection", metavar="NAME", default="web", show_default=True,
+              help="the collection's name: the first part of pywb's replay URLs (/NAME/TIMESTAMP/URL)")
+@debug_option
+def pywb_(archive, output, collection):
+    """Write a pywb configuration for the archive into DIR: config.yaml (one collection
+    whose archive_paths is the archive itself) and indexes/index.cdxj, every replayable
+    capture in one sorted file (no conversion records: the clean text is not a capture).
+    Nothing in the archive changes; run pywb's `wayback` in DIR."""
+    from storage.pywb import write_collection
+
+    written = write_collection(_open(archive), output, collection=collection)
+    click.echo(f"wrote {written.config} and {written.index} ({written.captures} captures); "
+               f"run pywb there: cd {written.folder} && wayback --bind 127.0.0.1 --port 8090")
 
 
 @command(short_help="rebuild the catalog from the indexes in storage", epilog="""examples:
@@ -236,8 +277,9 @@ def export(wacz, source, start, end, archive, output):
         raise BadInput("choose an export format: --wacz")
     parse_time(start), period_end(end)  # a bad time is one line before anything is read
     report = export_wacz(_open(archive), source, since=start, until=end, out_path=output)
-    click.echo(f"wrote {report.path}: {report.captures} captures, {report.pages} pages, "
+    originals = f" (and {report.originals} earlier captures its revisits repeat)" if report.originals else ""
+    click.echo(f"wrote {report.path}: {report.captures} captures{originals}, {report.pages} pages, "
                f"{len(report.warcs)} WARC files, {human_bytes(report.bytes)}")
 
 
-COMMANDS = [list_, get, search, serve, reindex, reextract, export]
+COMMANDS = [list_, get, search, serve, pywb_, reindex, reextract, export]

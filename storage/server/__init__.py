@@ -4,9 +4,11 @@
     serve(archive, host="127.0.0.1", port=8080)     # uvicorn, until interrupted
 
 Routes live in modules by what they serve (storage/server/wayback.py: the
-Memento, wayback replay and CDX routes; reading.py: the reading room's pages
-at /; api.py: the same as JSON under /api/). With a `token`, every request
-must carry it (access.py). Every NewsarchiveError becomes its
+Memento and wayback replay routes; cdx.py: the CDX server API; replay.py:
+rewritten replay through pywb, a process started and stopped in the app's
+lifespan when `create_app` is given a `PywbReplay`; reading.py: the reading
+room's pages at /; api.py: the same as JSON under /api/). With a `token`,
+every request must carry it (access.py). Every NewsarchiveError becomes its
 HTTP status with a one-line text body; anything else is a 500 that names no
 internals. New indexes in the archive are picked up at most every
 `sync_interval` seconds, on the request that finds the interval passed.
@@ -18,6 +20,7 @@ import logging
 import socket
 import threading
 import time
+from contextlib import asynccontextmanager
 
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
@@ -27,7 +30,7 @@ from starlette.responses import PlainTextResponse, Response
 from storage.archive import Archive
 from storage.errors import NewsarchiveError, StorageError
 from storage.runs import RunHistory
-from storage.server import access, api, reading, wayback
+from storage.server import access, api, cdx, reading, replay as replay_routes, wayback
 
 DEFAULT_HOST = "127.0.0.1"
 DEFAULT_PORT = 8080
@@ -74,15 +77,30 @@ async def _internal_error(request: Request, exc: Exception) -> Response:
     return PlainTextResponse("internal error\n", status_code=500)
 
 
-def create_app(archive: Archive, *, sync_interval: float = 60.0, token: str | None = None) -> Starlette:
+def create_app(archive: Archive, *, sync_interval: float = 60.0, token: str | None = None,
+               replay=None) -> Starlette:
+    """The app; ``replay`` (a replay.PywbReplay) is started and stopped with it."""
+
+    @asynccontextmanager
+    async def lifespan(app):
+        if replay is not None:
+            await replay.start()
+        try:
+            yield
+        finally:
+            if replay is not None:
+                await replay.stop()
+
     gate = [Middleware(access.TokenGate, token=token)] if token else []
     app = Starlette(
-        routes=[*reading.routes, *api.routes, *wayback.routes],
+        routes=[*reading.routes, *api.routes, *wayback.routes, *cdx.routes, *replay_routes.routes],
         middleware=[*gate, Middleware(_SyncCatalog, archive=archive, interval=sync_interval)],
         exception_handlers={NewsarchiveError: _one_line_error, Exception: _internal_error},
+        lifespan=lifespan,
     )
     app.state.archive = archive
     app.state.runs = RunHistory(archive.backend)
+    app.state.replay = replay
     return app
 
 
@@ -105,7 +123,8 @@ def server_for(app, sock: socket.socket, *, log_level: str = "info"):
     """A uvicorn Server for `app` on the bound socket `sock`: `.run(sockets=[sock])`."""
     import uvicorn
 
-    config = uvicorn.Config(app, log_level=log_level, access_log=log_level == "info", lifespan="off")
+    # lifespan "on": the app starts and stops its replay process there
+    config = uvicorn.Config(app, log_level=log_level, access_log=log_level == "info", lifespan="on")
     return uvicorn.Server(config)
 
 

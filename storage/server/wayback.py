@@ -3,41 +3,49 @@
     /web/timemap/link/URL      Memento TimeMap (RFC 7089, application/link-format)
     /web/timemap/json/URL      the same captures as JSON lines (pywb's CDX JSON)
     /web/URL                   TimeGate: 302 to the memento nearest Accept-Datetime
+    /web/TIMESTAMP/URL         the page: rewritten by pywb when it runs (storage/server/replay.py),
+                               else the archived payload as the site served it
     /web/TIMESTAMPid_/URL      the archived payload as the site served it
     /web/TIMESTAMPtext_/URL    the clean text of that capture
-    /web/TIMESTAMP/URL         the same as id_ (no rewriting here)
-    /cdx?url=URL&matchType=&from=&to=&limit=&output=json   pywb's CDX server API
+    /web/TIMESTAMPmp_/URL ...  pywb's other modifiers (cs_, js_, im_, ...): pywb only
 
 A timestamp that is not exactly a capture's redirects to the nearest capture,
 as the Wayback Machine does. The archived URL is read from the raw request
 path (with its query string), as those clients send it unencoded.
+
+Every memento and the TimeGate carry RFC 7089's Link set: original, timegate,
+timemap, and first, prev, memento, next, last memento where they exist (one
+Link entry per role, as web.archive.org writes them). The archived response's
+headers are the site's, not ours: only those that say how to read the payload
+(Content-Type, Content-Encoding, Content-Disposition, Content-Language) are
+served as they were; Location is rewritten into the archive; all of them are
+also (or only) given as X-Archive-Orig-NAME, as pywb and the Wayback Machine do,
+so the site's ETag, Last-Modified, Vary, Link, Set-Cookie or Cache-Control never
+act on the browser or a cache in between.
 """
 
 from __future__ import annotations
 
 import json
 import re
-from urllib.parse import parse_qs, unquote, urljoin
+from urllib.parse import unquote, urljoin
 
+from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
 from storage import urls
 from storage.archive import Archive
-from storage.capture import CDX_FIELDS, Capture
+from storage.capture import Capture
 from storage.errors import BadInput, NotFound, StorageError
-from storage.times import parse_time, period_end, timestamp_datetime
+from storage.times import parse_time
 
 _MEMENTO = re.compile(r"^(\d{1,14})([a-z]{2,6}_)?/(.+)$", re.S)
-_MODIFIERS = {None: "id_", "id_": "id_", "text_": "text_"}
+OWN_MODIFIERS = {"id_": "id_", "text_": "text_"}  # served here; any other modifier is pywb's
 
-# Hop-by-hop and framing headers are the connection's, not the site's.
-_HOP_BY_HOP = {"connection", "keep-alive", "proxy-authenticate", "proxy-authorization", "te",
-               "trailer", "trailers", "transfer-encoding", "upgrade", "content-length"}
-# Served as they were; everything else is kept as X-Archive-Orig-NAME (as pywb does).
-_PASS_THROUGH = {"content-type", "content-encoding", "content-language", "content-disposition",
-                 "last-modified", "etag", "location", "link", "vary"}
+# The archived headers a browser needs to read the payload we send (its bytes as stored).
+_KEEP = {"content-type", "content-encoding", "content-disposition", "content-language"}
 
 LINK_FORMAT = "application/link-format"
 NDJSON = "text/x-ndjson"
@@ -78,15 +86,29 @@ def _captures(request: Request, url: str) -> list[Capture]:
     return found
 
 
-def _memento_url(request: Request, capture: Capture, modifier: str = "id_") -> str:
+def _memento_url(request: Request, capture: Capture, modifier: str = "") -> str:
     return f"{_base(request)}/web/{capture.timestamp}{modifier}/{capture.url}"
 
 
-def _links(request: Request, url: str, original: str) -> list[str]:
+def link_header(request: Request, found: list[Capture], current: Capture | None, modifier: str = "") -> str:
+    """RFC 7089 Link value for the captures ``found`` of one URL (oldest first), around
+    ``current`` (the memento answered or chosen): one entry per role."""
     base = _base(request)
-    return [f'<{original}>; rel="original"',
-            f'<{base}/web/{url}>; rel="timegate"',
-            f'<{base}/web/timemap/link/{url}>; rel="timemap"; type="{LINK_FORMAT}"']
+    original = found[-1].url
+    out = [f'<{original}>; rel="original"',
+           f'<{base}/web/{original}>; rel="timegate"',
+           f'<{base}/web/timemap/link/{original}>; rel="timemap"; type="{LINK_FORMAT}"']
+    roles = [(found[0], "first memento")]
+    if current is not None:
+        i = next(n for n, c in enumerate(found) if (c.warc, c.offset) == (current.warc, current.offset))
+        if i > 0:
+            roles.append((found[i - 1], "prev memento"))
+        roles.append((current, "memento"))
+        if i < len(found) - 1:
+            roles.append((found[i + 1], "next memento"))
+    roles.append((found[-1], "last memento"))
+    out += [f'<{_memento_url(request, c, modifier)}>; rel="{rel}"; datetime="{c.http_date}"' for c, rel in roles]
+    return ", ".join(out)
 
 
 def _text(status: int, text: str, headers: dict | None = None, media_type: str = "text/plain; charset=utf-8"):
@@ -122,15 +144,18 @@ def timemap(request: Request) -> Response:
 
 # -- /web/ -----------------------------------------------------------------------
 
-def web(request: Request) -> Response:
+async def web(request: Request) -> Response:
     rest = _raw_rest(request, "/web/")
     match = _MEMENTO.match(rest)
-    if match:
-        ts, modifier, target = match.groups()
-        if modifier not in _MODIFIERS:
-            raise NotFound(f"unknown replay modifier {modifier!r}: use id_ or text_")
-        return memento(request, ts, _MODIFIERS[modifier], _target(target))
-    return timegate(request, _target(rest))
+    if not match:
+        return await run_in_threadpool(timegate, request, _target(rest))
+    ts, modifier, target = match.groups()
+    replay = getattr(request.app.state, "replay", None)
+    if modifier not in OWN_MODIFIERS and replay is not None and replay.running:
+        return await replay.proxy(request, ts, modifier or "", _target(target))
+    if modifier is not None and modifier not in OWN_MODIFIERS:
+        raise NotFound(f"replay modifier {modifier!r} needs pywb, which is not running here: use id_ or text_")
+    return await run_in_threadpool(memento, request, ts, modifier or "", _target(target))
 
 
 def timegate(request: Request, url: str) -> Response:
@@ -141,24 +166,23 @@ def timegate(request: Request, url: str) -> Response:
         raise BadInput(f"bad Accept-Datetime: {accept!r} (use an RFC 1123 date)") from None
     found = _captures(request, url)
     capture = _archive(request).nearest(url, at)
-    links = _links(request, url, found[-1].url)
-    links.append(f'<{_memento_url(request, capture)}>; rel="memento"; datetime="{capture.http_date}"')
     return Response(status_code=302, media_type="text/plain; charset=utf-8",
                     headers={"Location": _memento_url(request, capture), "Vary": "accept-datetime",
-                             "Link": ", ".join(links)})
+                             "Link": link_header(request, found, capture)})
 
 
 def memento(request: Request, ts: str, modifier: str, url: str) -> Response:
+    """A capture served by us: ``modifier`` is "" (no rewriting available), id_ or text_."""
     archive = _archive(request)
     found = _captures(request, url)
     exact = [c for c in found if c.timestamp == ts]
-    if not exact:  # not a capture's timestamp: go to the nearest one
+    if not exact:  # not a capture's timestamp: go to the nearest one (not itself a memento)
         capture = archive.nearest(url, ts)
         return Response(status_code=302, media_type="text/plain; charset=utf-8",
                         headers={"Location": _memento_url(request, capture, modifier)})
     capture = exact[-1]
     memento_headers = {"Memento-Datetime": capture.http_date,
-                       "Link": ", ".join(_links(request, url, capture.url))}
+                       "Link": link_header(request, found, capture, modifier)}
     if modifier == "text_":
         return _text(200, archive.text(capture), memento_headers)
     statusline, headers, _raw, body = archive.http_response(capture)
@@ -170,59 +194,31 @@ def memento(request: Request, ts: str, modifier: str, url: str) -> Response:
     response = Response(body, status_code=status)
     out = response.headers
     del out["content-length"]  # set again below from the body
-    for name, value in headers:
-        lower = name.lower()
-        if lower in _HOP_BY_HOP:
-            continue
-        if lower == "location":  # keep redirects inside the archive, at the same time
-            value = f"{_base(request)}/web/{capture.timestamp}id_/{urljoin(capture.url, value)}"
-        out.append(name if lower in _PASS_THROUGH else f"X-Archive-Orig-{name}", value)
+    at = f"{_base(request)}/web/{capture.timestamp}{modifier}/"
+    for name, value in archived_headers(headers, lambda target: at + urljoin(capture.url, target)):
+        out.append(name, value)
     for name, value in memento_headers.items():
         out.append(name, value)
     out["content-length"] = str(len(body))
     return response
 
 
-# -- /cdx ------------------------------------------------------------------------
-
-def cdx(request: Request) -> Response:
-    params = {k: v[-1] for k, v in parse_qs(request.url.query, keep_blank_values=True).items()}
-    url = params.get("url")
-    if not url:
-        raise BadInput("the url parameter is required: /cdx?url=URL")
-    match_type = params.get("matchType") or params.get("matchtype") or "exact"
-    try:
-        limit = int(params["limit"]) if params.get("limit") else None
-    except ValueError:
-        raise BadInput(f"limit must be a number: {params['limit']!r}") from None
-    sort = params.get("sort", "")
-    rows = _archive(request).catalog.captures(
-        url, match_type, since=parse_time(params.get("from") or None),
-        until=period_end(params.get("to") or None), reverse=(sort == "reverse"),
-        limit=None if sort == "closest" else limit)
-    if sort == "closest" and params.get("closest"):
-        target = timestamp_datetime(parse_time(params["closest"]))
-        rows.sort(key=lambda c: abs((c.datetime - target).total_seconds()))
-        rows = rows[:limit] if limit is not None else rows
-    records = [c.cdx_fields() for c in rows]
-    fields = [f for f in params.get("fl", "").split(",") if f] or None
-    output = params.get("output", "cdxj")
-    if fields:
-        unknown = [f for f in fields if f not in CDX_FIELDS]
-        if unknown:
-            raise BadInput(f"unknown field(s) in fl: {', '.join(unknown)}")
-    if output == "json":
-        body = "".join(json.dumps({k: r[k] for k in (fields or CDX_FIELDS)}) + "\n" for r in records)
-        return _text(200, body, media_type=NDJSON)
-    if output == "text" or fields:
-        return _text(200, "".join(" ".join(r[k] for k in (fields or CDX_FIELDS)) + "\n" for r in records))
-    return _text(200, "".join(
-        f"{r['urlkey']} {r['timestamp']} " + json.dumps({k: r[k] for k in CDX_FIELDS[2:]}) + "\n"
-        for r in records))
+def archived_headers(headers: list[tuple[str, str]], locate) -> list[tuple[str, str]]:
+    """The archived response's headers as a replay serves them (module docstring);
+    ``locate(value)`` is the archive's URL for an archived Location."""
+    out = []
+    for name, value in headers:
+        lower = name.lower()
+        if lower in _KEEP:
+            out.append((name, value))
+            continue
+        if lower == "location":  # keep redirects inside the archive, at the same time
+            out.append((name, locate(value)))
+        out.append((f"X-Archive-Orig-{name}", value))
+    return out
 
 
 routes = [
-    Route("/cdx", cdx, methods=["GET"]),
     Route("/web/timemap/{kind}/{rest:path}", timemap, methods=["GET"]),
     Route("/web/{rest:path}", web, methods=["GET"]),
 ]
