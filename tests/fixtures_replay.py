@@ -171,7 +171,7 @@ class Served:
     def base(self) -> str:
         """Its URL, once it answers (after its lifespan started pywb)."""
         self.wait_for(r"Application startup complete")
-        return self.wait_for(r"serving .* at (http://127\.0\.0\.1:\d+)/web/").group(1)
+        return self.wait_for(r"serving .* at (http://127\.0\.0\.1:\d+)/ ").group(1)
 
     @property
     def pywb_pid(self) -> int:

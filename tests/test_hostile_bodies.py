@@ -13,7 +13,7 @@ import brotli
 
 from siteserver import Route
 from spiders.reextract import reextract_warc
-from storage.recovery import recover_spool
+from storage.recovery import SpoolLock, recover_spool
 
 from fixtures_hostile import check_archive, hostile_crawl_run
 from hostile_site import HTML, XML, article_html, page
@@ -120,7 +120,8 @@ def test_compression_bombs_are_archived_as_received_and_never_decoded_in_full(ho
     torn = tmp_path / "killed"
     (torn / key).parent.mkdir(parents=True)
     (torn / (key + ".open")).write_bytes(capture.read_bytes() + gzip.compress(b"WARC/1.1\r\n")[:20])
-    report = recover_spool(torn)
+    with SpoolLock(torn) as lock:
+        report = recover_spool(lock)
     assert report.keys == [key] and not report.quarantined, report.as_dict()
     assert (torn / key).read_bytes() == capture.read_bytes()
 
