@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any, Mapping
 
 from storage import layout
-from storage.runs import assess, pages_ok  # noqa: F401 - the run verdict rule, shared with the reading room
+from storage.runs import assess  # the run verdict rule, shared with the reading room
 from storage.spool import UploadReport
 
 

@@ -1,6 +1,6 @@
 """The address guard at connection time: every TCP connection the crawl opens.
 
-The HTTP download handler (spiders.warccapture.PhraseKeepingDownloadHandler)
+The HTTP download handler (spiders.scrapy_internals.PhraseKeepingDownloadHandler)
 connects through `GuardedEndpointFactory`: for each new connection the host
 is resolved once (through the reactor's resolver, so DNS_RESOLVER and its cache
 apply), each address is put to the source's AddressGuard (spiders.guard), and

@@ -10,7 +10,8 @@ spool is locked by another live crawl (storage/recovery.py: the crawl holds
 SPOOL/.lock for its whole life, so nobody salvages files it is writing).
 Logs go to stderr; with --progress, JSON lines go to stdout.
 
-Also here: `CrawlReport`, the extension that writes the progress lines.
+The stats JSON comes from spiders/stats.py, the progress lines from
+spiders/progress.py; settings from the source and the environment are made here.
 """
 
 from __future__ import annotations
@@ -27,115 +28,11 @@ import dataclasses  # noqa: E402
 import json  # noqa: E402
 import signal  # noqa: E402
 import sys  # noqa: E402
-from datetime import datetime, timezone  # noqa: E402
 from pathlib import Path  # noqa: E402
 
-from scrapy import signals  # noqa: E402
+from spiders.stats import summary  # noqa: E402
 
-MAX_ERROR_SAMPLES = 20
 EXIT_BUSY = 4
-
-
-def record_error(stats, kind: str, url: str, message: str) -> None:
-    """Count an error by kind in the crawl stats, keeping the first few as samples.
-
-    Every kind keeps a sample: the list holds the first sample of each kind,
-    then second ones..., so a flood of one kind never hides another, and a
-    summary that shows only the first N samples shows N kinds.
-    """
-    stats.inc_value(f"newsarchive/errors/{kind}")
-    samples = stats.get_value("newsarchive/error_samples") or []
-    rank = sum(1 for s in samples if s["kind"] == kind)  # samples of this kind already kept
-    if len(samples) >= MAX_ERROR_SAMPLES and rank > 0:
-        return
-    sample = {"url": url, "kind": kind, "message": message[:300]}
-
-    def rank_of(i: int) -> int:
-        return sum(1 for s in samples[:i] if s["kind"] == samples[i]["kind"])
-
-    ranks = [rank_of(i) for i in range(len(samples))]
-    place = next((i for i, r in enumerate(ranks) if r > rank), len(samples))
-    samples = samples[:place] + [sample] + samples[place:]
-    if len(samples) > MAX_ERROR_SAMPLES:
-        samples.pop()  # the last is the most repeated kind's latest sample
-    stats.set_value("newsarchive/error_samples", samples)
-
-
-def add_files(stats, *keys: str) -> None:
-    """Note files written; the list grows in place (a long crawl writes tens of thousands)."""
-    files = stats.get_value("newsarchive/files")
-    if files is None:
-        files = []
-        stats.set_value("newsarchive/files", files)
-    files.extend(keys)
-
-
-class CrawlReport:
-    """Progress events: JSON lines on stdout, one per archived page and per extracted article.
-
-    Errors are counted where they are understood: fetch failures and HTTP
-    statuses by the spider (spiders.news), extraction by the pipeline.
-    """
-
-    def __init__(self, crawler, progress: bool):
-        self.crawler = crawler
-        self.progress = progress
-
-    @classmethod
-    def from_crawler(cls, crawler):
-        from spiders.warccapture import page_captured
-
-        ext = cls(crawler, crawler.settings.getbool("NEWSARCHIVE_PROGRESS"))
-        crawler.signals.connect(ext.page_captured, signal=page_captured)
-        crawler.signals.connect(ext.item_scraped, signal=signals.item_scraped)
-        return ext
-
-    def emit(self, event: dict) -> None:
-        if self.progress:
-            sys.stdout.write(json.dumps(event, ensure_ascii=False) + "\n")
-            sys.stdout.flush()
-
-    def page_captured(self, request, response, capture):
-        self.emit({"event": "page", "url": request.url, "status": response.status,
-                   "bytes": len(response.body), "article": bool(request.meta.get("article"))})
-
-    def item_scraped(self, item, response, spider):
-        if isinstance(item, dict) and item.get("kind") == "article" and not item.get("error"):
-            self.emit({"event": "article", "url": item.get("url"), "title": item.get("title")})
-
-
-def _iso(value) -> str | None:
-    if isinstance(value, datetime):
-        return value.astimezone(timezone.utc).isoformat()
-    return value
-
-
-def summary(source: str, stats: dict, spider_samples: list[dict] = ()) -> dict:
-    """The stats JSON of ARCHITECTURE.md, from the crawler's stats.
-
-    pages: exchanges archived (robots.txt, redirects and error pages included);
-    articles: articles whose text was written.
-    """
-    prefix = "newsarchive/errors/"
-    status_prefix = "newsarchive/status/"
-    return {
-        "source": source,
-        "started": _iso(stats.get("start_time")),
-        "finished": _iso(stats.get("finish_time")) or datetime.now(timezone.utc).isoformat(),
-        "pages": stats.get("newsarchive/captures", 0),
-        "articles": stats.get("newsarchive/extracted", 0),
-        "bytes": stats.get("newsarchive/bytes", 0),
-        "errors": {k[len(prefix):]: v for k, v in sorted(stats.items()) if k.startswith(prefix)},
-        "error_samples": (list(spider_samples) + stats.get("newsarchive/error_samples", []))[:MAX_ERROR_SAMPLES],
-        "files": sorted(stats.get("newsarchive/files", [])),
-        "status_counts": {k[len(status_prefix):]: v for k, v in sorted(stats.items())
-                          if k.startswith(status_prefix)},
-        # incremental crawls (--seen): archived articles not fetched again, unchanged
-        # pages written as revisit records, unchanged articles not extracted again
-        "skipped_seen": stats.get("newsarchive/skipped_seen", 0),
-        "revisits": stats.get("newsarchive/revisits", 0),
-        "unchanged": stats.get("newsarchive/unchanged", 0),
-    }
 
 
 # Operator settings read from the environment: the crawl runs as a subprocess of
@@ -157,10 +54,11 @@ def environment_settings(environ=os.environ) -> dict:
 
 
 def source_settings(source, *, spool: str, progress: bool = False, seen: str | None = None) -> dict:
-    """Per-source Scrapy settings, applied over spiders.settings.
+    """The crawl's own settings, applied over spiders.settings.
 
-    The page limit is not a setting: NewsSpider's scope gate enforces
-    source.max_pages before a request is scheduled (--max-pages replaces it).
+    The source's politeness (delay, concurrency) is set by NewsSpider.from_crawler,
+    so `scrapy crawl news -a source=NAME` gets it too; the page limit is not a
+    setting: the spider's scope gate enforces source.max_pages (--max-pages replaces it).
     """
     settings = {
         "NEWSARCHIVE_SPOOL": str(spool),
@@ -168,12 +66,6 @@ def source_settings(source, *, spool: str, progress: bool = False, seen: str | N
         "NEWSARCHIVE_PROGRESS": progress,
         "NEWSARCHIVE_SEEN": seen,
     }
-    delay = getattr(source, "delay", None)
-    if delay is not None:
-        settings["DOWNLOAD_DELAY"] = float(delay)
-    concurrency = getattr(source, "concurrency", None)
-    if concurrency:
-        settings["CONCURRENT_REQUESTS_PER_DOMAIN"] = int(concurrency)
     return settings
 
 

@@ -18,7 +18,6 @@ from urllib.parse import urljoin
 
 import charset_normalizer
 import trafilatura
-from lxml import html as lxml_html
 
 from storage.errors import PageError
 

@@ -36,4 +36,4 @@ ERROR_KINDS = {
 
 # Requests the crawl refused to make: its own line holding, not the site failing,
 # so they never make a run count as failed (storage.runs.assess, which the summary uses).
-from storage.runs import REFUSALS  # noqa: E402  (defined beside the run verdict)
+from storage.runs import REFUSALS  # noqa: E402,F401  (defined beside the run verdict; named here with the kinds)

@@ -36,6 +36,9 @@ from scrapy.exceptions import IgnoreRequest, NotConfigured, StopDownload
 from scrapy.robotstxt import ProtegoRobotParser
 from scrapy.utils.httpobj import urlparse_cached
 
+from spiders.failures import describe_failure, error_kind
+from spiders.scrapy_internals import parsed_robots
+
 logger = logging.getLogger(__name__)
 
 DEFAULT_MAX_BODY_BYTES = 50 * 1024 * 1024
@@ -90,7 +93,6 @@ class RobotsErrorsInWords(logging.Filter):
         exc = record.exc_info[1] if record.exc_info else None
         if exc is None:
             return True
-        from spiders.news import describe_failure, error_kind  # here: spiders.news imports this module
 
         kind = error_kind(exc)
         if kind == "other":
@@ -112,7 +114,8 @@ class SharedRobotsTxtMiddleware(RobotsTxtMiddleware):
     fetched all await one Deferred; Twisted's asFuture callback returns None,
     so only the first waiter gets the parser and the others are let through
     unchecked. Once the fetch is done the parser (or None after an error) is in
-    `_parsers`, so a waiter that got None reads it from there.
+    the middleware's `_parsers`, so a waiter that got None reads it from there
+    (spiders/scrapy_internals.py).
     """
 
     def __init__(self, crawler):
@@ -124,7 +127,7 @@ class SharedRobotsTxtMiddleware(RobotsTxtMiddleware):
     async def robot_parser(self, request):
         parser = await super().robot_parser(request)
         if parser is None:
-            parser = self._parsers.get(urlparse_cached(request).netloc)
+            parser = parsed_robots(self, urlparse_cached(request).netloc)
         return parser
 
     def process_request_2(self, rp, request):

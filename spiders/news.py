@@ -32,118 +32,25 @@ from urllib.parse import urldefrag, urljoin, urlsplit
 
 import scrapy
 from scrapy import signals
-from scrapy.exceptions import (
-    CannotResolveHostError,
-    DownloadCancelledError,
-    DownloadConnectionRefusedError,
-    DownloadFailedError,
-    DownloadTimeoutError,
-    IgnoreRequest,
-    NotSupported,
-    ResponseDataLossError,
-)
+from scrapy.exceptions import IgnoreRequest
 from scrapy.http import HtmlResponse, Request, Response
 from scrapy.linkextractors import LinkExtractor
 from scrapy.spidermiddlewares.httperror import HttpError
 from scrapy.utils.sitemap import sitemap_urls_from_robots
-from twisted.internet import error as twisted_errors
 from w3lib.url import canonicalize_url
 
-from spiders.crawl import record_error
+from spiders.failures import describe_failure, error_kind, status_kind
 from spiders.feeds import MAX_XML_BYTES, FeedError, XmlIndexReader
 from spiders.guard import Refused, Scope, record_refusal, redact_url, strip_userinfo
 from spiders.limits import MAX_ROBOTSTXT_BYTES, ForbiddenByRobots, ParseLimits, decoded_limit
 from spiders.seen import SeenCaptures
 from spiders.sources import Source, SourcesError, default_sources_path, load_sources
+from spiders.stats import record_error
 
 logger = logging.getLogger(__name__)
 
 # request.meta: [url, redirect count] of a request the gate admitted; a retry carries it unchanged
 ADMITTED_META = "newsarchive_admitted"
-
-
-def _causes(exc: BaseException) -> list[BaseException]:
-    """`exc`, what it was raised from, and the failures a Twisted ResponseFailed holds."""
-    out, todo = [], [exc]
-    while todo and len(out) < 10:
-        e = todo.pop(0)
-        out.append(e)
-        todo += [getattr(r, "value", r) for r in getattr(e, "reasons", None) or ()]
-        if e.__cause__ is not None:
-            todo.append(e.__cause__)
-    return out
-
-
-def error_kind(failure_or_exc: Any) -> str:
-    """A short, stable name for why a fetch failed (stats key newsarchive/errors/<kind>)."""
-    exc = getattr(failure_or_exc, "value", failure_or_exc)
-    if isinstance(exc, Refused):
-        return exc.kind
-    if isinstance(exc, HttpError):
-        return status_kind(exc.response.status)
-    if isinstance(exc, (CannotResolveHostError, twisted_errors.DNSLookupError)):
-        return "dns"
-    if isinstance(exc, (DownloadTimeoutError, twisted_errors.TimeoutError, twisted_errors.TCPTimedOutError)):
-        return "timeout"
-    if isinstance(exc, DownloadCancelledError):
-        return "too-large"  # Scrapy cancels a download only past DOWNLOAD_MAXSIZE
-    if isinstance(exc, NotSupported):
-        return "bad-scheme"  # no download handler: only http(s) have one
-    if isinstance(exc, ResponseDataLossError):
-        return "data-loss"
-    names = " ".join(type(e).__module__ + "." + type(e).__name__ for e in _causes(exc))
-    if "SSL" in names or "TLS" in names:
-        return "tls"
-    if isinstance(exc, (DownloadFailedError, DownloadConnectionRefusedError, twisted_errors.ConnectError, twisted_errors.ConnectionLost,
-                        twisted_errors.ConnectionDone, ConnectionError)) or "ResponseNeverReceived" in names \
-            or "ResponseFailed" in names:
-        return "connection"
-    return "other"
-
-
-def describe_failure(failure_or_exc: Any) -> str:
-    """Why a fetch failed, in words (no Twisted reprs), for error samples and the log."""
-    exc = getattr(failure_or_exc, "value", failure_or_exc)
-    causes = _causes(exc)
-    kinds = {type(e) for e in causes}
-    names = {t.__name__ for t in kinds}
-
-    def has(*types) -> bool:
-        return any(issubclass(t, types) for t in kinds)
-
-    first = " ".join(str(exc).split())
-    if isinstance(exc, Refused):
-        return exc.message
-    kind = error_kind(exc)
-    if kind == "timeout":
-        return f"no complete answer in time (DOWNLOAD_TIMEOUT): {first}" if first else "no complete answer in time"
-    if kind == "dns":
-        return f"the host name does not resolve: {first}" if first else "the host name does not resolve"
-    if kind == "too-large":
-        return "the body is larger than DOWNLOAD_MAXSIZE: not downloaded"
-    if kind == "bad-scheme":
-        return f"no download handler for this scheme (only http and https are fetched): {first}"
-    if kind == "data-loss":
-        return "the connection closed before the whole body (as announced) arrived"
-    if has(DownloadConnectionRefusedError, twisted_errors.ConnectionRefusedError):
-        return "connection refused"
-    if has(twisted_errors.ConnectError) and not has(twisted_errors.ConnectionLost, twisted_errors.ConnectionDone):
-        return f"could not connect: {' '.join(str(causes[-1]).split())}"
-    before_answer = "ResponseNeverReceived" in names
-    if has(twisted_errors.ConnectionDone):
-        return ("the server closed the connection without answering" if before_answer
-                else "the server closed the connection before the response was complete")
-    if has(twisted_errors.ConnectionLost, ConnectionError):
-        return ("the connection was reset before the server answered" if before_answer
-                else "the connection was reset while the response was read")
-    if kind == "tls":
-        return "the TLS handshake failed"
-    readable = [" ".join(str(e).split()) for e in causes if str(e) and not str(e).startswith("[<")]
-    return (readable[0] if readable else type(exc).__name__)[:300]
-
-
-def status_kind(status: int) -> str:
-    return f"http-{status // 100}xx"
 
 
 class NewsSpider(scrapy.Spider):
@@ -154,7 +61,8 @@ class NewsSpider(scrapy.Spider):
         if not isinstance(source, Source):  # `scrapy crawl news -a source=NAME [-a sources_file=...]`
             source = _named_source(source, sources_file)
         spider = super().from_crawler(crawler, *args, source=source, **kwargs)
-        # Per-source politeness, at spider priority so the project defaults yield to it.
+        # Per-source politeness, at spider priority so the project defaults yield to it
+        # (the one place it is set; settings freeze after from_crawler).
         if not crawler.settings.frozen:
             crawler.settings.set("DOWNLOAD_DELAY", source.delay, priority="spider")
             crawler.settings.set("CONCURRENT_REQUESTS_PER_DOMAIN", source.concurrency, priority="spider")
@@ -182,7 +90,7 @@ class NewsSpider(scrapy.Spider):
 
     @property
     def error_samples(self) -> list[dict]:
-        """The first failures of each kind (spiders.crawl.record_error keeps them in the stats)."""
+        """The first failures of each kind (spiders.stats.record_error keeps them in the stats)."""
         return list(self.crawler.stats.get_value("newsarchive/error_samples") or [])
 
     # -- where the crawl starts -------------------------------------------

@@ -22,7 +22,7 @@ from scrapy.utils.defer import maybe_deferred_to_future
 from scrapy.utils.misc import load_object
 from twisted.internet.defer import Deferred
 
-from spiders.crawl import add_files, record_error
+from spiders.stats import add_files, record_error
 from spiders.warccapture import warcinfo_fields
 from spiders.warcfiles import DEFAULT_MAX_SIZE, RotatingWarcWriter, record_builder, warc_date_to_datetime
 from spiders.workerpool import extraction_pool

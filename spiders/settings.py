@@ -18,8 +18,8 @@ HTTPERROR_ALLOW_ALL = True
 DOWNLOAD_HANDLERS = {
     # Scrapy's HTTP/1.1 handler, keeping the server's reason phrase for the WARC
     # status line and connecting only through the address guard (spiders.connection)
-    "http": "spiders.warccapture.PhraseKeepingDownloadHandler",
-    "https": "spiders.warccapture.PhraseKeepingDownloadHandler",
+    "http": "spiders.scrapy_internals.PhraseKeepingDownloadHandler",
+    "https": "spiders.scrapy_internals.PhraseKeepingDownloadHandler",
     # Only http(s) is ever fetched: no handler reads local files, FTP, S3 or data: URLs.
     "file": None,
     "ftp": None,
@@ -57,7 +57,7 @@ ROBOTSTXT_PARSER = "spiders.limits.BoundedRobotParser"
 
 EXTENSIONS = {
     "spiders.limits.BodySizeLimit": 100,
-    "spiders.crawl.CrawlReport": 500,
+    "spiders.progress.CrawlReport": 500,
 }
 
 ITEM_PIPELINES = {

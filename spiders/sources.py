@@ -7,7 +7,6 @@ fetched nothing (or too much).
 
 from __future__ import annotations
 
-import ipaddress
 import os
 import re
 import tomllib
@@ -15,6 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import urlsplit
 
+from spiders.addresses import ip_literal, metadata_refusal
 from storage.errors import BadInput
 
 __all__ = ["Source", "SourcesError", "load_sources", "default_sources_path", "host_key", "ip_literal", "pick_sources"]
@@ -24,14 +24,6 @@ NAME_RE = re.compile(r"[a-z0-9-]+")
 
 class SourcesError(BadInput):
     """An invalid sources file; the message is one line naming file and source."""
-
-
-def ip_literal(host: str | None) -> ipaddress.IPv4Address | ipaddress.IPv6Address | None:
-    """The address when `host` is an IP literal (as urlsplit gives it: IPv6 without brackets)."""
-    try:
-        return ipaddress.ip_address((host or "").strip("[]").split("%", 1)[0])
-    except ValueError:
-        return None
 
 
 def host_key(host: str | None) -> str:
@@ -201,8 +193,6 @@ def _check_url(key: str, url: str) -> None:
         raise ValueError(f"{key}: {url!r} has a bad port") from None
     if parts.scheme not in ("http", "https") or not parts.hostname or any(c.isspace() for c in url):
         raise ValueError(f"{key}: {url!r} is not an http(s) URL (only http and https are fetched)")
-    from spiders.guard import metadata_refusal
-
     refusal = metadata_refusal(parts.hostname)
     if refusal:
         raise ValueError(f"{key}: {url!r}: {refusal}")

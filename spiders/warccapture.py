@@ -8,10 +8,13 @@ consume 3xx answers and robots.txt. So robots.txt, feeds, sitemaps, redirects,
 error pages and non-HTML are archived alike, with their bodies still
 content-encoded as sent (Twisted has already removed the chunked framing).
 
-Scrapy keeps only the status code; `PhraseKeepingDownloadHandler` (installed
-in DOWNLOAD_HANDLERS) keeps the server's reason phrase in request.meta so the
-stored status line is the one the server sent. It also connects only through
-the address guard (spiders.connection): no proxy, every address checked.
+Scrapy keeps only the status code; `PhraseKeepingDownloadHandler`
+(spiders/scrapy_internals.py, installed in DOWNLOAD_HANDLERS) keeps the
+server's reason phrase in request.meta so the stored status line is the one the
+server sent. It also connects only through the address guard
+(spiders.connection): no proxy, every address checked. After each pair the
+`page_captured` signal (spiders/signals.py) is sent: 3xx and robots.txt count
+as pages too.
 
 Each pair goes through `spiders.warcfiles.RotatingWarcWriter` and the response
 record's place is stored in request.meta["capture"] for the pipeline.
@@ -33,27 +36,19 @@ from urllib.parse import urldefrag, urlsplit
 import scrapy
 import warcio
 from scrapy import signals
-from scrapy.core.downloader.handlers.http11 import HTTP11DownloadHandler, _ScrapyAgent
 from scrapy.exceptions import NotConfigured
-from scrapy.utils.defer import maybe_deferred_to_future
-from scrapy.utils._download_handlers import normalize_bind_address, wrap_twisted_exceptions
-from twisted.web.client import Agent
 from warcio.statusandheaders import StatusAndHeaders
 
-from spiders.connection import GuardedEndpointFactory
-from spiders.crawl import add_files
-from spiders.guard import AddressGuard, Refused, record_refusal
 from spiders.limits import TRUNCATED_META
+from spiders.scrapy_internals import REASON_META
+from spiders.signals import page_captured
+from spiders.stats import add_files
 from spiders.seen import payload_digest, warc_date
 from spiders.warcfiles import CONFORMS_TO, DEFAULT_MAX_SIZE, FORMAT, RotatingWarcWriter, record_builder
 from storage import layout
 
 logger = logging.getLogger(__name__)
 
-REASON_META = "newsarchive_reason"
-# Sent after each pair is written: (request, response, capture dict). The crawl
-# report listens to it, so 3xx and robots.txt count as pages too.
-page_captured = object()
 
 # Connection framing, not content: the stored body is already de-chunked.
 FRAMING_HEADERS = {b"transfer-encoding"}
@@ -85,64 +80,6 @@ def warcinfo_fields(settings, source: str) -> dict[str, str]:
         "robots": "obey" if settings.getbool("ROBOTSTXT_OBEY") else "ignore",
         "http-header-user-agent": settings.get("USER_AGENT"),
     }
-
-
-class PhraseKeepingAgent(_ScrapyAgent):
-    def __init__(self, *, guard: AddressGuard, **kwargs):
-        super().__init__(**kwargs)
-        self.guard = guard
-
-    def _cb_bodyready(self, txresponse, request):
-        # the only place the reason phrase is still known; Response drops it
-        request.meta[REASON_META] = txresponse.phrase
-        return super()._cb_bodyready(txresponse, request)
-
-    def _get_agent(self, request, timeout):
-        # Direct connections only, each through the address guard: through a
-        # proxy the address connected to would be the proxy's, not the site's.
-        if request.meta.get("proxy"):
-            raise Refused("blocked-address", "requests through a proxy are not made: the address guard "
-                                             "must see the address connected to")
-        from twisted.internet import reactor
-
-        bind_address = normalize_bind_address(request.meta.get("bindaddress") or self._bindAddress)
-        factory = GuardedEndpointFactory(reactor, self.guard, self._contextFactory, timeout=timeout,
-                                         bind_address=bind_address)
-        return Agent.usingEndpointFactory(reactor, factory, pool=self._pool)
-
-
-class PhraseKeepingDownloadHandler(HTTP11DownloadHandler):
-    """Scrapy's HTTP/1.1 handler, with the server's reason phrase kept in meta,
-    connecting only to addresses the source's AddressGuard allows."""
-
-    _guard: AddressGuard | None = None
-
-    def guard(self) -> AddressGuard:
-        if self._guard is None:  # the spider (and its source) exists by the first download
-            self._guard = AddressGuard(getattr(self._crawler.spider, "source", None))
-        return self._guard
-
-    async def download_request(self, request):
-        try:
-            return await self._download(request)
-        except Refused as refused:
-            record_refusal(self._crawler, request.url, refused)
-            raise
-
-    async def _download(self, request):
-        agent = PhraseKeepingAgent(
-            guard=self.guard(),
-            contextFactory=self._contextFactory,
-            bindAddress=self._bind_address,
-            pool=self._pool,
-            maxsize=self._default_maxsize,
-            warnsize=self._default_warnsize,
-            fail_on_dataloss=self._fail_on_dataloss,
-            crawler=self._crawler,
-            tls_verbose_logging=self._tls_verbose_logging,
-        )
-        with wrap_twisted_exceptions():
-            return await maybe_deferred_to_future(agent.download_request(request))
 
 
 def _latin1(value: bytes | str) -> str:

@@ -10,7 +10,6 @@ server and the catalog all read them from these classes.
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, fields, replace
-from datetime import datetime
 
 from warcio.timeutils import timestamp_to_datetime, timestamp_to_http_date, timestamp_to_iso_date
 
@@ -44,7 +43,7 @@ class Capture:
         return self.mime == REVISIT_MIME
 
     @property
-    def datetime(self) -> datetime:
+    def datetime(self):
         return timestamp_to_datetime(self.timestamp, tz_aware=True)
 
     @property

@@ -49,7 +49,7 @@ from storage import layout
 from storage.capture import REVISIT_MIME
 from storage.errors import BadInput, NotFound, StorageError
 from storage.plaintext import split_plain_text
-from storage.searchquery import CJK_RUN, Query, QueryError, cjk_index_text, compile_query
+from storage.searchquery import Query, QueryError, cjk_index_text, compile_query
 from storage.times import parse_time, period_end, timestamp_datetime
 
 log = logging.getLogger("newsarchive.search")

@@ -86,7 +86,7 @@ def _main(argv: list[str]) -> None:
     from scrapy.crawler import CrawlerProcess
     from scrapy.settings import Settings
 
-    from spiders.crawl import summary
+    from spiders.stats import summary
     from spiders.sources import Source
 
     args = json.loads(argv[0])

@@ -4,7 +4,8 @@ import socket
 from collections import Counter
 
 from siteserver import Route, SiteServer
-from spiders.news import NewsSpider, error_kind
+from spiders.failures import error_kind
+from spiders.news import NewsSpider
 from spiders.sources import Source
 
 HTML = [("Content-Type", "text/html; charset=utf-8")]

@@ -5,7 +5,8 @@ import ipaddress
 import pytest
 from hypothesis import given, strategies as st
 
-from spiders.guard import (AddressGuard, Scope, address_category, is_metadata_address, metadata_refusal, redact_url,
+from spiders.addresses import address_category, is_metadata_address, metadata_refusal
+from spiders.guard import (AddressGuard, Scope, redact_url,
                            strip_userinfo)
 from spiders.sources import Source, SourcesError, host_key, load_sources
 

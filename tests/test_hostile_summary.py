@@ -64,7 +64,7 @@ def test_a_flood_of_one_kind_never_hides_another_in_the_samples():
     from scrapy.statscollectors import MemoryStatsCollector
     from scrapy.utils.test import get_crawler
 
-    from spiders.crawl import MAX_ERROR_SAMPLES, record_error, summary
+    from spiders.stats import MAX_ERROR_SAMPLES, record_error, summary
 
     stats = MemoryStatsCollector(get_crawler())
     for i in range(500):

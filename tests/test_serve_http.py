@@ -9,7 +9,6 @@ from __future__ import annotations
 import gzip
 import json
 import re
-import threading
 import urllib.error
 import urllib.request
 from contextlib import contextmanager

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import click
 
-from flows.cli.main import archive_option, command, debug_enabled, debug_option, sources_option
+from flows.cli.options import archive_option, command, debug_enabled, debug_option, sources_option
 
 
 @command(short_help="crawl sources into the archive", epilog="""examples:

@@ -21,64 +21,20 @@ from typing import Sequence
 
 import click
 
+from flows.cli import crawling, reading
+from flows.cli.options import CONTEXT, HelpLayoutCommand, debug_enabled, debug_option
+
 PROG = "newsarchive"
 DEBUG_HINT = "rerun with --debug (or NEWSARCHIVE_DEBUG=1) for the traceback"
-CONTEXT = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
-
-_debug = False
-
-
-def debug_enabled() -> bool:
-    return _debug or os.environ.get("NEWSARCHIVE_DEBUG", "").strip().lower() not in {"", "0", "false", "no", "off"}
-
-
-def _set_debug(ctx, param, value):
-    global _debug
-    _debug = _debug or bool(value)
-    return value
-
-
-def debug_option(fn):
-    return click.option("--debug", is_flag=True, expose_value=False, is_eager=True, callback=_set_debug,
-                        help="show the traceback of unexpected errors (also NEWSARCHIVE_DEBUG=1)")(fn)
-
-
-def archive_option(fn):
-    return click.option("--archive", "-a", metavar="A", envvar="NEWSARCHIVE_ARCHIVE", default="./archive",
-                        show_envvar=False,
-                        help="archive: a folder or s3://bucket/prefix (default: $NEWSARCHIVE_ARCHIVE or ./archive)")(fn)
-
-
-def sources_option(fn):
-    return click.option("--sources", "-s", metavar="FILE", envvar="NEWSARCHIVE_SOURCES", default="./sources.toml",
-                        help="sources file (default: $NEWSARCHIVE_SOURCES or ./sources.toml)")(fn)
-
-
-class _Command(click.Command):
-    """Help as `usage: ...`, then the description, the options and the examples (epilog, kept as written)."""
-
-    def format_usage(self, ctx, formatter):
-        formatter.write_usage(ctx.command_path, " ".join(self.collect_usage_pieces(ctx)), prefix="usage: ")
-
-    def format_epilog(self, ctx, formatter):
-        if self.epilog:
-            formatter.write_paragraph()
-            formatter.write(self.epilog.rstrip() + "\n")
-
-
-def command(name: str | None = None, **kwargs):
-    """click.command with this command line's help layout."""
-    return click.command(name, cls=_Command, context_settings=CONTEXT, **kwargs)
-
 
 class _Group(click.Group):
-    command_class = _Command
+    command_class = HelpLayoutCommand
 
     def format_usage(self, ctx, formatter):
         formatter.write_usage(ctx.command_path, "[--debug] COMMAND [ARGS]...", prefix="usage: ")
 
     def format_epilog(self, ctx, formatter):
-        _Command.format_epilog(self, ctx, formatter)
+        HelpLayoutCommand.format_epilog(self, ctx, formatter)
 
 
 @click.group(cls=_Group, context_settings=CONTEXT, invoke_without_command=True,
@@ -108,12 +64,9 @@ def cli(ctx):
         ctx.exit(2)
 
 
-def _register() -> None:
-    from flows.cli import crawling, reading
-
-    for module in (crawling, reading):
-        for command in module.COMMANDS:
-            cli.add_command(command)
+for _module in (crawling, reading):
+    for _command in _module.COMMANDS:
+        cli.add_command(_command)
 
 
 def _usage_error(exc: click.UsageError) -> int:
@@ -125,7 +78,6 @@ def _usage_error(exc: click.UsageError) -> int:
 def main(argv: Sequence[str] | None = None) -> int:
     from storage.errors import NewsarchiveError
 
-    _register()
     try:
         return int(cli.main(args=list(argv) if argv is not None else None, prog_name=PROG,
                             standalone_mode=False) or 0)

@@ -7,7 +7,7 @@ import sys
 
 import click
 
-from flows.cli.main import archive_option, command, debug_option
+from flows.cli.options import archive_option, command, debug_option
 
 FORMS = ("text", "json", "html", "raw", "warc")
 
