@@ -104,8 +104,23 @@ class Scope:
     they are not failures, just pages the crawl does not want.
     """
 
-    def __init__(self, source: Source | None):
-        self.hosts = source.hosts if source is not None else None  # None: a spider with no source, any host
+    def __init__(self, source: Source | None = None, *, hosts=None):
+        if source is not None:
+            hosts = source.hosts
+        self.hosts = frozenset(hosts) if hosts is not None else None  # None: a spider with no source, any host
+
+    def link_value(self, url: str) -> str | None:
+        """LinkExtractor's `process_value`: None for a link to another site, the URL for anything else.
+
+        Most links of a news page lead elsewhere, and the spider drops those
+        silently (off-scope); saying so here spares building each into a Link
+        (escaping, extension and deny checks). Only plain ASCII URLs are judged:
+        what escaping could change (an IDN host) goes on to the spider's own check.
+        """
+        if self.hosts is None or not url.isascii():
+            return url
+        refusal = self.refusal(url)
+        return None if refusal is not None and refusal.kind == "off-scope" else url
 
     def refusal(self, url: str) -> Refusal | None:
         try:
