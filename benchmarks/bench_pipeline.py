@@ -128,6 +128,7 @@ class TreeSampler(threading.Thread):
         self.roles: dict[int, str] = {}
         self.peak = 0
         self.peak_at: dict[int, int] = {}
+        self.peak_by_role: dict[str, int] = {}
         self.crawl_peak = 0
         self.samples = 0
         self._halt = threading.Event()
@@ -156,14 +157,18 @@ class TreeSampler(threading.Thread):
                 todo.extend(kids.get(pid, []))
         served = self.site.served
         total = crawl = 0
+        by_role: dict[str, int] = {}
         for pid in tree:
             role = self.roles.get(pid) or self._role(pid, parents)
             self.roles[pid] = role
             self.cpu[pid] = cpu[pid]
             rss = _rss(pid)
             total += rss
+            by_role[role] = by_role.get(role, 0) + rss
             if role != "cli":
                 crawl += rss
+        for role, rss in by_role.items():
+            self.peak_by_role[role] = max(self.peak_by_role.get(role, 0), rss)
         self.samples += 1
         self.peak = max(self.peak, total)
         self.crawl_peak = max(self.crawl_peak, crawl)
@@ -275,6 +280,7 @@ def pipeline(site: realsite.SiteProcess, workdir: Path, checkpoints: list[int], 
             "rss_peak_mb": {str(k): round(v / 2**20, 1) for k, v in sorted(sampler.peak_at.items())},
             "rss_peak_mb_whole_crawl": round(sampler.peak / 2**20, 1),
             "rss_peak_mb_without_cli": round(sampler.crawl_peak / 2**20, 1),
+            "rss_peak_mb_by_process": {k: round(v / 2**20, 1) for k, v in sorted(sampler.peak_by_role.items())},
             "warc_bytes": sum(p.stat().st_size for p in (archive / "warc").rglob("*.warc.gz")),
             "samples": sampler.samples, "output_tail": out[-400:]}
 
@@ -514,6 +520,7 @@ def table(result: dict) -> str:
     lines += ["", "| peak RSS of the crawl's process tree | MB |", "|---|---:|"]
     lines += [f"| until {k} pages | {v} |" for k, v in p["rss_peak_mb"].items()]
     lines.append(f"| whole crawl ({p['pages']} pages) | {p['rss_peak_mb_whole_crawl']} |")
+    lines += [f"| &nbsp; {role} (peak) | {mb} |" for role, mb in p["rss_peak_mb_by_process"].items()]
     g = result.get("retrieval")
     if g:
         lines += ["", f"| get --as html, {g['captures']} captures | p50 ms | p99 ms |", "|---|---:|---:|"]

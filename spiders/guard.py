@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import ipaddress
 import logging
+import re
 from dataclasses import dataclass
 from urllib.parse import urlsplit
 
@@ -97,6 +98,10 @@ def record_refusal(crawler, url: str, refused: Refused | Refusal) -> None:
         logger.debug("refused (%s): %s: %s", kind, url, refused.message)
 
 
+# http(s)://host[:port] then the path, query, fragment or the end: the host as urlsplit reads it
+_PLAIN_HTTP_URL = re.compile(r"(?i)https?://([a-z0-9.-]+)(?::(\d{1,5}))?(?=[/?#]|$)")
+
+
 class Scope:
     """The scheme, credential and host part of the scope gate for one source.
 
@@ -119,6 +124,13 @@ class Scope:
         """
         if self.hosts is None or not url.isascii():
             return url
+        plain = _PLAIN_HTTP_URL.match(url)
+        if plain is not None and int(plain.group(2) or 0) <= 65535:
+            # the common case, without urlsplit: http(s), a plain host name, maybe a port
+            host = plain.group(1).lower().rstrip(".")
+            if host in self.hosts or (host.startswith("www.") and host[4:] in self.hosts):
+                return url  # (host_key(host) is one of these two)
+            return None if host else url
         refusal = self.refusal(url)
         return None if refusal is not None and refusal.kind == "off-scope" else url
 
