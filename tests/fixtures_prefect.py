@@ -4,7 +4,7 @@ prefect_harness   session: prefect_test_harness (a temporary server and database
 prefect_server    session: a real `prefect server start` on 127.0.0.1 with a temporary SQLite
                   database and PREFECT_HOME; `.env` for subprocesses, `.start(cmd)` for workers
                   (every process started here is killed at teardown)
-closed_port_url   http://127.0.0.1:PORT/ with nothing listening (a broken site)
+closed_port_url   http://127.0.0.1:PORT/ with nothing listening (a broken site), held for the test
 spool_dir         NEWSARCHIVE_SPOOL pointed at the test's tmp_path
 """
 
@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -21,17 +20,13 @@ from pathlib import Path
 
 import pytest
 
+from loopback import closed_port, listening_port
+
 # Prefect's server would try to send telemetry (offline here); must be set before prefect is imported.
 os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
 
 REPO = Path(__file__).resolve().parent.parent
 VENV_BIN = Path(sys.executable).parent
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 @pytest.fixture(scope="session")
@@ -43,9 +38,10 @@ def prefect_harness():
 
 
 @pytest.fixture
-def closed_port_url() -> str:
+def closed_port_url():
     """A URL on 127.0.0.1 where nothing listens (a site that is down)."""
-    return f"http://127.0.0.1:{free_port()}/"
+    with closed_port() as port:
+        yield f"http://127.0.0.1:{port}/"
 
 
 @pytest.fixture
@@ -56,14 +52,13 @@ def spool_dir(tmp_path, monkeypatch):
 
 
 class PrefectServer:
-    def __init__(self, home: Path, port: int):
+    def __init__(self, home: Path):
         self.home = home
-        self.port = port
-        self.api_url = f"http://127.0.0.1:{port}/api"
+        self.port: int | None = None  # known once the server listens (it binds port 0)
+        self.api_url = ""
         self.env = {
             **{k: v for k, v in os.environ.items() if not k.startswith("PREFECT_")},
             "PREFECT_HOME": str(home),
-            "PREFECT_API_URL": self.api_url,
             "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
             "PREFECT_API_DATABASE_CONNECTION_URL": f"sqlite+aiosqlite:///{home / 'prefect.db'}",
             "PREFECT_UI_ENABLED": "false",
@@ -87,7 +82,11 @@ class PrefectServer:
         path = self.home / log_name
         return path.read_text(errors="replace") if path.exists() else ""
 
-    def wait_healthy(self, proc: subprocess.Popen, timeout: float = 120) -> None:
+    def wait_healthy(self, proc: subprocess.Popen, timeout: float = 180) -> None:
+        """Learn the port the server bound, then wait for /health (generous bounds: a busy machine is slow)."""
+        self.port = listening_port(proc, timeout=timeout, log=self.home / "server.log")
+        self.api_url = f"http://127.0.0.1:{self.port}/api"
+        self.env["PREFECT_API_URL"] = self.api_url
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if proc.poll() is not None:
@@ -131,10 +130,10 @@ class PrefectServer:
 @pytest.fixture(scope="session")
 def prefect_server(tmp_path_factory):
     home = tmp_path_factory.mktemp("prefect-home")
-    server = PrefectServer(home, free_port())
+    server = PrefectServer(home)
     try:
         proc = server.start([str(VENV_BIN / "prefect"), "server", "start", "--host", "127.0.0.1",
-                             "--port", str(server.port)], "server.log")
+                             "--port", "0"], "server.log")
         server.wait_healthy(proc)
         yield server
     finally:

@@ -12,6 +12,7 @@ import sys
 
 import pytest
 
+from loopback import closed_port
 from test_cli_support import ROOT, assert_one_line_error, cli_env, run
 
 COMMANDS = ["crawl", "sources", "list", "get", "serve", "reindex", "reextract", "upload", "export",
@@ -127,19 +128,13 @@ def test_crawl_needs_names_or_all(news_sources_file, tmp_path, env):
                           "--all")
 
 
-def _closed_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def test_crawl_of_unreachable_site_fails_in_one_line(tmp_path, env):
-    port = _closed_port()
     sources = tmp_path / "sources.toml"
-    sources.write_text(f"[[source]]\nname = \"gone\"\nstart_urls = [\"http://127.0.0.1:{port}/\"]\n"
-                       f"delay = 0\n", encoding="utf-8")
-    result = run("crawl", "gone", "--sources", sources, "--archive", tmp_path / "archive", "--no-prefect",
-                 cwd=tmp_path, env=env, timeout=180)
+    with closed_port() as port:
+        sources.write_text(f"[[source]]\nname = \"gone\"\nstart_urls = [\"http://127.0.0.1:{port}/\"]\n"
+                           f"delay = 0\n", encoding="utf-8")
+        result = run("crawl", "gone", "--sources", sources, "--archive", tmp_path / "archive", "--no-prefect",
+                     cwd=tmp_path, env=env, timeout=300)
     line = assert_one_line_error(result, "gone", whole=False)
     assert result.returncode == 1
     assert "Traceback" not in result.stdout

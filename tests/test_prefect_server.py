@@ -36,7 +36,8 @@ def _wait_final(server, flow_run_id: str, timeout: float = 420):
 
 
 def test_deploy_worker_and_a_triggered_run_archive_the_crawl(prefect_server, news_site, tmp_path):
-    sources = news_site.write_sources(tmp_path, schedule="0 4 * * *")
+    # depth 0: with max_pages=10 the feeds' articles, not homepage links, fill the pages left
+    sources = news_site.write_sources(tmp_path, schedule="0 4 * * *", depth=0)
     env = {**prefect_server.env, "NEWSARCHIVE_SPOOL": str(tmp_path / "spool"),
            "PREFECT_WORKER_QUERY_SECONDS": "2"}
 
@@ -144,14 +145,21 @@ def _worker_logs(server) -> str:
 @pytest.fixture(scope="module")
 def two_workers(prefect_server, news_site, tmp_path_factory):
     """Three sources deployed on SCALE_POOL and two workers (`--limit 1`) polling it."""
-    from fixtures_prefect import free_port
+    from loopback import closed_port
 
+    with closed_port() as dead:  # the broken source's port stays unused for the module
+        yield from _two_workers(prefect_server, news_site, tmp_path_factory, dead)
+
+
+def _two_workers(prefect_server, news_site, tmp_path_factory, dead_port: int):
     tmp = tmp_path_factory.mktemp("scale")
-    small = {"depth": 1, "max_pages": 8, "delay": 0.8}
+    # depth 0: 8 pages are the feeds, sitemaps, homepage and at least two articles (a cap on
+    # pages applies as requests are scheduled; homepage links could otherwise take every slot)
+    small = {"depth": 0, "max_pages": 8, "delay": 0.8}
     sources = tmp / "sources.toml"
     sources.write_text(news_site.sources_toml("testnews-a", **small) + "\n"
                        + news_site.sources_toml("testnews-b", **small)
-                       + f'\n[[source]]\nname = "broken"\nstart_urls = ["http://127.0.0.1:{free_port()}/"]\n'
+                       + f'\n[[source]]\nname = "broken"\nstart_urls = ["http://127.0.0.1:{dead_port}/"]\n'
                        + "delay = 0\nmax_pages = 8\n", encoding="utf-8")
     archive = tmp / "archive"
     env = {**prefect_server.env, "PREFECT_WORKER_QUERY_SECONDS": "2", "NEWSARCHIVE_SPOOL": str(tmp / "spool")}

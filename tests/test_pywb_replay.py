@@ -10,9 +10,7 @@ from __future__ import annotations
 
 import gzip
 import os
-import socket
 import subprocess
-import time
 import urllib.error
 import urllib.request
 from pathlib import Path
@@ -20,15 +18,45 @@ from pathlib import Path
 import pytest
 
 from flows import pipeline
+from loopback import listening_port
 from storage.archive import open_archive
 
-PYWB_BIN = os.environ.get("NEWSARCHIVE_PYWB")
+ROOT = Path(__file__).resolve().parent.parent
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+def pywb_tool(name: str) -> str:
+    """A command of the pywb venv: $NEWSARCHIVE_PYWB (`make test` sets it), else the checkout's .venv-pywb/bin.
+    Missing, the test fails: it says how to get it rather than skip."""
+    where = Path(os.environ.get("NEWSARCHIVE_PYWB") or ROOT / ".venv-pywb" / "bin")
+    tool = where / name
+    if not tool.exists():
+        pytest.fail(f"{tool} not found: run `make test` once (it installs pywb and py-wacz into .venv-pywb), "
+                    f"or point NEWSARCHIVE_PYWB at a venv's bin folder that has them", pytrace=False)
+    return str(tool)
+
+
+def start_wayback(home: Path, collection: str, log) -> tuple[subprocess.Popen, str]:
+    """pywb's `wayback` in `home` on a port of its choosing; (process, base URL) once it serves `collection`.
+
+    It also opens a port for its internal warcserver: the front end is the one whose
+    page lists the collection."""
+    proc = subprocess.Popen([pywb_tool("wayback"), "--bind", "127.0.0.1", "-p", "0"], cwd=home, stdout=log,
+                            stderr=subprocess.STDOUT)
+
+    def front_end(port: int) -> bool:
+        try:
+            status, body, _ = fetch(f"http://127.0.0.1:{port}/")
+        except OSError:
+            return False
+        return status == 200 and b"<html" in body.lower() and collection.encode() in body
+
+    try:
+        port = listening_port(proc, timeout=120, log=Path(log.name) if hasattr(log, "name") else None, accept=front_end)
+    except BaseException:
+        proc.terminate()
+        proc.wait(timeout=30)
+        raise
+    return proc, f"http://127.0.0.1:{port}"
 
 
 def fetch(url: str) -> tuple[int, bytes, dict]:
@@ -51,8 +79,6 @@ def crawled_archive(news_site, tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def pywb(crawled_archive, tmp_path_factory):
-    if not PYWB_BIN or not Path(PYWB_BIN, "wayback").exists():
-        pytest.skip("pywb not installed: run through `make test` (NEWSARCHIVE_PYWB points at its venv)")
     home = tmp_path_factory.mktemp("pywb-home")
     # One sorted index made of our per-WARC CDXJ files; their `filename` is the
     # archive key, so archive_paths is simply the archive root.
@@ -64,26 +90,13 @@ def pywb(crawled_archive, tmp_path_factory):
         "  news:\n"
         f"    index_paths: {home / 'index.cdxj'}\n"
         f"    archive_paths: {crawled_archive}/\n", encoding="utf-8")
-    port = free_port()
-    log = open(home / "wayback.log", "wb")
-    proc = subprocess.Popen([str(Path(PYWB_BIN, "wayback")), "--bind", "127.0.0.1", "-p", str(port)],
-                            cwd=home, stdout=log, stderr=subprocess.STDOUT)
-    base = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                fetch(base + "/")
-                break
-            except OSError:
-                if proc.poll() is not None or time.monotonic() > deadline:
-                    raise RuntimeError("pywb did not start:\n" + (home / "wayback.log").read_text())
-                time.sleep(0.3)
-        yield base
-    finally:
-        proc.terminate()
-        proc.wait(timeout=20)
-        log.close()
+    with open(home / "wayback.log", "wb") as log:
+        proc, base = start_wayback(home, "news", log)
+        try:
+            yield base
+        finally:
+            proc.terminate()
+            proc.wait(timeout=30)
 
 
 def test_pywb_replays_articles_byte_for_byte(pywb, news_site, crawled_archive):
@@ -111,42 +124,30 @@ def test_pywb_lists_captures_in_its_cdx_api(pywb, news_site):
 
 def test_exported_wacz_validates_and_replays_in_pywb(crawled_archive, news_site, tmp_path):
     """`newsarchive export --wacz` output passes py-wacz's validator and pywb replays from it."""
-    if not PYWB_BIN or not Path(PYWB_BIN, "wacz").exists():
-        pytest.skip("py-wacz not installed: run through `make test` (NEWSARCHIVE_PYWB points at its venv)")
     from storage.wacz import export_wacz
 
     wacz = tmp_path / "testnews.wacz"
     export_wacz(open_archive(str(crawled_archive)), "testnews", since=None, until=None, out_path=wacz)
-    check = subprocess.run([str(Path(PYWB_BIN, "wacz")), "validate", "-f", str(wacz)],
+    check = subprocess.run([pywb_tool("wacz"), "validate", "-f", str(wacz)],
                            capture_output=True, text=True, timeout=300)
     assert check.returncode == 0, check.stdout + check.stderr
 
     home = tmp_path / "pywb-wacz"
     home.mkdir()
-    manager = str(Path(PYWB_BIN, "wb-manager"))
+    manager = pywb_tool("wb-manager")
     subprocess.run([manager, "init", "fromwacz"], cwd=home, check=True, capture_output=True, timeout=120)
     added = subprocess.run([manager, "add", "--unpack-wacz", "fromwacz", str(wacz)], cwd=home, capture_output=True, text=True,
                            timeout=300)
     assert added.returncode == 0, added.stdout + added.stderr
-    port = free_port()
-    proc = subprocess.Popen([str(Path(PYWB_BIN, "wayback")), "--bind", "127.0.0.1", "-p", str(port)],
-                            cwd=home, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    with open(home / "wayback.log", "wb") as log:
+        proc, base = start_wayback(home, "fromwacz", log)
     try:
         article = next(a for a in news_site.articles
                        if a["path"] not in (news_site.special["gzip"],) and
                        open_archive(str(crawled_archive)).list(news_site.url(a["path"])))
-        url = f"http://127.0.0.1:{port}/fromwacz/id_/{news_site.url(article['path'])}"
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                status, body, _ = fetch(url)
-                break
-            except OSError:
-                if proc.poll() is not None or time.monotonic() > deadline:
-                    raise
-                time.sleep(0.3)
+        status, body, _ = fetch(f"{base}/fromwacz/id_/{news_site.url(article['path'])}")
         assert status == 200
         assert body == news_site.routes[article["path"]].body
     finally:
         proc.terminate()
-        proc.wait(timeout=20)
+        proc.wait(timeout=30)
