@@ -20,7 +20,7 @@ from loopback import closed_port
 BIN = Path(sys.executable).parent
 
 
-def crawl_cli(*args: str, timeout: float = 180) -> subprocess.CompletedProcess:
+def crawl_cli(*args: str, timeout: float = 400) -> subprocess.CompletedProcess:
     env = {k: v for k, v in os.environ.items() if k != "NEWSARCHIVE_SOURCES"}
     return subprocess.run([sys.executable, "-m", "spiders.crawl", *args], cwd=ROOT, env=env,
                           capture_output=True, text=True, timeout=timeout)
@@ -106,9 +106,15 @@ def test_cli_articles_have_text_json_and_a_conversion_record(cli_crawl):
         assert headers.get_header("WARC-Date") == refers.get_header("WARC-Date")
         assert headers.get_header("Content-Type") == "text/plain; charset=utf-8"
         assert payload in texts  # the record carries exactly the .txt file
-    for key in txt_keys:
+    for key in txt_keys:  # metadata beside every text, describing that text and its capture
+        text = (spool / key).read_text(encoding="utf-8")
+        header = text.partition("\n\n")[0].splitlines()
         meta = json.loads((spool / key[:-4]).with_suffix(".json").read_text(encoding="utf-8"))
-        assert meta  # metadata beside every text
+        assert (meta["title"], meta["url"]) == (header[0], header[-1])
+        captured = responses[meta["capture"]["record_id"]]
+        assert captured.get_header("WARC-Target-URI") == meta["url"]
+        assert meta["fetched_at"] == captured.get_header("WARC-Date")
+        assert meta["word_count"] >= 10 and meta["charset"] and meta["extractor"]["name"] == "trafilatura"
 
 
 @pytest.mark.parametrize("problem", ["unknown", "invalid"])
@@ -121,7 +127,8 @@ def test_cli_bad_input_is_one_line_and_exit_2(tmp_path, news_site, problem):
     assert proc.returncode == 2
     lines = proc.stderr.strip().splitlines()
     assert len(lines) == 1 and "Traceback" not in proc.stderr
-    assert str(sources) in lines[0] or "nosuch" in lines[0]
+    assert str(sources) in lines[0]  # the file, and what is wrong with it
+    assert ("'nosuch'" in lines[0] and "testnews" in lines[0]) if problem == "unknown" else "Bad Name" in lines[0]
 
 
 def test_cli_unreachable_site_exits_3(tmp_path):
@@ -184,7 +191,7 @@ def test_extraction_failure_is_a_recorded_error(tmp_path):
     assert sample["url"].endswith("/bad") and sample["message"] == "NoArticle: no article text"
     assert len(list(result.spool.rglob("*.txt"))) == 1
     items = {i["url"].rsplit("/", 1)[1]: i for i in result.items}
-    assert items["bad"]["error"] and items["good"]["title"]
+    assert items["bad"]["error"] == sample["message"] and items["good"]["title"] == f"title of {items['good']['url']}"
     meta = json.loads(next(result.spool.rglob("*.json")).read_text())
     assert meta["capture"]["record_id"] == items["good"]["capture"]["record_id"]
 
@@ -200,19 +207,21 @@ def test_killed_crawl_keeps_every_pair_it_wrote(tmp_path):
 
     def routes(path, server):
         if path == "/hang":
-            release.wait(60)  # never answered while the crawl lives
+            release.wait(600)  # never answered while the crawl lives
             return Route(b"late")
         return fast.get(path) or (Route(b"") if path == "/robots.txt" else None)
 
     spool = tmp_path / "spool"
     with SiteServer(routes) as site:
         args = {"urls": [site.url(p) for p in fast] + [site.url("/hang")], "articles": [], "spool": str(spool),
-                "out": str(tmp_path / "out.json"), "settings": {}}
+                "out": str(tmp_path / "out.json"),
+                # no download timeout within the test's life: /hang stays in flight until the kill
+                "settings": {"DOWNLOAD_TIMEOUT": 900}}
         env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(ROOT), str(ROOT / "tests")]))
         proc = subprocess.Popen([sys.executable, str(ROOT / "tests" / "fixtures_capture.py"), json.dumps(args)],
                                 cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         try:
-            deadline = time.monotonic() + 60
+            deadline = time.monotonic() + 300  # a bound on waiting, not a speed target
             found: set[str] = set()
             while len(found) < len(fast) + 1 and time.monotonic() < deadline:  # + robots.txt
                 time.sleep(0.2)

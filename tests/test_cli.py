@@ -173,9 +173,17 @@ def test_get_with_bad_time_is_one_line(tmp_path, env):
 def test_upload_with_empty_spool_says_so(tmp_path, env):
     archive = tmp_path / "archive"
     archive.mkdir()
+    spool = tmp_path / "spool"  # NEWSARCHIVE_SPOOL (cli_env): not made yet
     result = run("upload", "--archive", archive, cwd=tmp_path, env=env)
     assert result.returncode == 0, result.stderr
-    assert "Traceback" not in result.stderr
+    assert (result.stdout, result.stderr) == ("", f"nothing to upload: the spool {spool} does not exist\n")
+    assert not spool.exists() and list(archive.iterdir()) == []  # nothing created anywhere
+
+    spool.mkdir()  # there, but empty
+    result = run("upload", "--archive", archive, cwd=tmp_path, env=env)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout == f"uploaded 0 files from {spool} to {archive}\n" and result.stderr == ""
+    assert list(archive.iterdir()) == []
 
 
 def test_deploy_without_a_prefect_server_is_one_line(news_sources_file, tmp_path, env):

@@ -44,14 +44,17 @@ def crawled(news_site, tmp_path_factory):
     env = cli_env(tmp)
     sources = news_site.write_sources(tmp, depth=DEPTH, recheck=0)
     archive = tmp / "archive"
+    before = len(news_site.server.fetched_paths())
     first = run("crawl", "testnews", "--sources", sources, "--archive", archive, "--no-prefect",
                 cwd=tmp, env=env, timeout=600)
     assert first.returncode == 0, first.stderr
+    first_requests = len(news_site.server.fetched_paths()) - before
     time.sleep(1.1)  # WARC timestamps have whole seconds: the second capture is later
     second = run("crawl", "--all", "--sources", sources, "--archive", archive, "--no-prefect",
                  cwd=tmp, env=env, timeout=600)
     assert second.returncode == 0, second.stderr
-    return {"tmp": tmp, "env": env, "archive": archive, "sources": sources, "first": first, "second": second}
+    return {"tmp": tmp, "env": env, "archive": archive, "sources": sources, "first": first, "second": second,
+            "first_requests": first_requests}
 
 
 def cli(crawled, *args, text=True, **kw):
@@ -64,14 +67,19 @@ def captures(crawled, url: str) -> list[dict]:
     return json.loads(result.stdout)
 
 
-def test_crawl_prints_a_summary_table(crawled):
+def test_crawl_prints_a_summary_table(news_site, crawled):
     out = crawled["first"].stdout
-    for column in ("source", "pages", "articles", "bytes", "errors", "files"):
-        assert column in out
-    row = next(l for l in out.splitlines() if "testnews" in l)
-    numbers = [int(n) for n in re.findall(r"(?<![\w.])(\d+)(?![\w.])", row)]
-    assert numbers and max(numbers) >= 10  # pages fetched
-    assert "http-404" in out or "404" in out  # the deleted story is an error by kind
+    lines = out.splitlines()
+    header = next(l for l in lines if "source" in l and "pages" in l)
+    columns = [c.strip() for c in re.split(r"[│┃]", header)[1:-1]]
+    assert columns == ["source", "status", "pages", "articles", "bytes", "errors", "files"]
+    row = dict(zip(columns, (c.strip() for c in re.split(r"[│┃]", next(l for l in lines if "testnews" in l))[1:-1])))
+    assert row["source"] == "testnews" and row["status"] == "ok"
+    assert int(row["pages"]) == crawled["first_requests"]  # every request the site answered, robots.txt too
+    assert int(row["articles"]) == len(news_site.listed) + 1  # + the query-string listing under /news/
+    assert row["errors"].startswith("http-4xx ")  # the deleted story (and dead links) counted by kind
+    deleted = news_site.url(news_site.special["not_found"])
+    assert re.search(rf"^\s+http-4xx\s+{re.escape(deleted)}\s+HTTP 404$", out, re.M), out  # and named
     assert "warc/testnews/" in out  # files written are named
     # off a terminal, progress comes as plain lines on stderr
     assert "page" in crawled["first"].stderr and news_site_url_in(crawled["first"].stderr)

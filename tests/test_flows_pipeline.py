@@ -43,10 +43,10 @@ def test_run_source_archives_captures_text_and_streams_progress(news_site, tmp_p
     first = texts[0].read_text(encoding="utf-8").splitlines()
     assert first[0].strip() and any(line.startswith(news_site.base_url) for line in first[:4])
     assert _files(archive / "runs" / "testnews", "*.json"), "no run manifest"
-    # every file the summary lists is in the archive under its key
+    # every file the summary lists was archived, and is in the archive under its key
+    assert summary["files"] and all(f["archived"] for f in summary["files"]), summary["files"]
     for f in summary["files"]:
-        if f["archived"]:
-            assert Path(f["archive_key"]).is_file()
+        assert Path(f["archive_key"]).is_file() and Path(f["archive_key"]) == archive.resolve() / f["key"]
     assert "| pages | articles | bytes | errors |" in summary["markdown"]
     # the spool keeps nothing finished once uploaded
     assert not [p for p in spool_dir.rglob("*") if p.is_file() and not p.name.endswith(".open")]
