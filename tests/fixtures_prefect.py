@@ -33,7 +33,7 @@ VENV_BIN = Path(sys.executable).parent
 def prefect_harness():
     from prefect.testing.utilities import prefect_test_harness
 
-    with prefect_test_harness(server_startup_timeout=120):
+    with prefect_test_harness(server_startup_timeout=300):  # a bound for a busy machine
         yield
 
 
