@@ -141,7 +141,8 @@ def test_page_declaring_utf8_but_sent_as_windows_1252(news_page):
 
 
 def test_utf8_page_with_stray_latin1_bytes_keeps_both():
-    # Real templates glue UTF-8 articles to Latin-1 snippets (4 pages of the eval set).
+    # Real templates glue UTF-8 articles to Latin-1 snippets (4 of the 107 real evaluation pages; in the
+    # corpus, fr-utf8-stray-cp1252-echo-du-val.html).
     body = "<p>Zażółć gęślą jaźń — „Cytat“</p>".encode() + "<p>Küchenblogs</p>".encode("latin-1")
     assert decode_html(body, "text/html; charset=utf-8") == "<p>Zażółć gęślą jaźń — „Cytat“</p><p>Küchenblogs</p>"
 
