@@ -83,48 +83,56 @@ class PrefectServer:
         return path.read_text(errors="replace") if path.exists() else ""
 
     def wait_healthy(self, proc: subprocess.Popen, timeout: float = 180) -> None:
-        """Learn the port the server bound, then wait for /health (generous bounds: a busy machine is slow)."""
-        self.port = listening_port(proc, timeout=timeout, log=self.home / "server.log")
+        """Wait until the server answers /api/health on a port it listens on (it binds port 0),
+        within a generous bound (a busy machine is slow); then point clients at it."""
+
+        def healthy(port: int) -> bool:
+            try:
+                with urllib.request.urlopen(f"http://127.0.0.1:{port}/api/health", timeout=10) as resp:
+                    return resp.status == 200
+            except OSError:
+                return False
+
+        self.port = listening_port(proc, timeout=timeout, log=self.home / "server.log", accept=healthy)
         self.api_url = f"http://127.0.0.1:{self.port}/api"
         self.env["PREFECT_API_URL"] = self.api_url
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if proc.poll() is not None:
-                raise RuntimeError(f"prefect server exited ({proc.returncode}):\n{self.log('server.log')[-3000:]}")
-            try:
-                with urllib.request.urlopen(f"{self.api_url}/health", timeout=2) as resp:
-                    if resp.status == 200:
-                        return
-            except OSError:
-                pass
-            time.sleep(0.5)
-        raise RuntimeError(f"prefect server not healthy after {timeout}s:\n{self.log('server.log')[-3000:]}")
 
     def stop(self, procs: list[subprocess.Popen] | None = None) -> None:
-        """Stop `procs` (default: every process started here, the server last): SIGTERM to the
-        process group, SIGKILL after 20 s."""
+        """Stop `procs` (default: every process started here, the server last) and everything they
+        started: SIGTERM to each process group, SIGKILL to what is left after 20 s. A group is
+        signalled even when its leader has exited already: its children (a `prefect worker start`
+        under `newsarchive worker`) may still run, and must not outlive the test."""
         procs = list(self.procs if procs is None else procs)
         for proc in reversed(procs):
-            if proc.poll() is None:
-                try:
-                    os.killpg(proc.pid, signal.SIGTERM)
-                except ProcessLookupError:
-                    continue
+            _signal_group(proc.pid, signal.SIGTERM)
         for proc in reversed(procs):
-            try:
-                proc.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                try:
-                    os.killpg(proc.pid, signal.SIGKILL)
-                except ProcessLookupError:
-                    pass
-                proc.wait()
+            deadline = time.monotonic() + 20
+            while _group_alive(proc.pid) and time.monotonic() < deadline:
+                proc.poll()  # reap the leader, so only live members keep the group
+                time.sleep(0.2)
+            _signal_group(proc.pid, signal.SIGKILL)
+            proc.wait()
 
     def client_settings(self):
         """Settings for an in-test Prefect client talking to this server."""
         from prefect.settings import PREFECT_API_URL, temporary_settings
 
         return temporary_settings({PREFECT_API_URL: self.api_url})
+
+
+def _signal_group(pgid: int, sig: int) -> None:
+    try:
+        os.killpg(pgid, sig)
+    except ProcessLookupError:
+        pass  # nobody left in it
+
+
+def _group_alive(pgid: int) -> bool:
+    try:
+        os.killpg(pgid, 0)
+        return True
+    except ProcessLookupError:
+        return False
 
 
 @pytest.fixture(scope="session")

@@ -96,5 +96,6 @@ def listening_port(proc: subprocess.Popen, timeout: float = 120, log: Path | Non
         if proc.poll() is not None:
             raise RuntimeError(f"{proc.args[0]} exited ({proc.returncode}) before listening:\n{tail}")
         if time.monotonic() > deadline:
-            raise RuntimeError(f"{proc.args[0]} not listening after {timeout}s:\n{tail}")
+            what = "not serving on any port it listens on" if accept else "not listening"
+            raise RuntimeError(f"{proc.args[0]} {what} after {timeout}s:\n{tail}")
         time.sleep(0.2)
