@@ -54,6 +54,7 @@ sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(HERE))
 
 import realsite  # noqa: E402
+from pagesets import available, default_set  # noqa: E402
 
 TICK = os.sysconf("SC_CLK_TCK")
 BIN = Path(sys.executable).parent
@@ -217,7 +218,8 @@ def _pool_init(site: realsite.Site) -> None:
 def _bound_chunk(indices: list[int]) -> float:
     start = time.process_time()
     for i in indices:
-        realsite.trafilatura_alone(_SITE.article(i), f"http://127.0.0.1{realsite.ARTICLE_PATH.format(i)}")
+        realsite.trafilatura_alone(_SITE.article(i), f"http://127.0.0.1{realsite.ARTICLE_PATH.format(i)}",
+                                   _SITE.content_type(i))
     return time.process_time() - start
 
 
@@ -228,7 +230,7 @@ def _ours_chunk(indices: list[int]) -> float:
     for i in indices:
         try:
             extract_article(_SITE.article(i), url=f"http://127.0.0.1{realsite.ARTICLE_PATH.format(i)}",
-                            content_type="text/html")
+                            content_type=_SITE.content_type(i))
         except ExtractionError:
             pass
     return time.process_time() - start
@@ -546,6 +548,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--captures", type=int, default=100_000, help="captures in the get-latency archive")
     parser.add_argument("--gets", type=int, default=300, help="in-process gets per archive")
     parser.add_argument("--cli-gets", type=int, default=30, help="CLI gets per archive")
+    parser.add_argument("--pages", choices=available(), default=default_set(),
+                        help="page set (benchmarks/pagesets.py): shared, the real evaluation pages of "
+                             "../shared/testdata (the default when present), or corpus (tests/data)")
     parser.add_argument("--no-wget", action="store_true")
     parser.add_argument("--smoke", action="store_true", help="a small run for CI: every step, a few tens of seconds")
     parser.add_argument("--out", type=Path, default=None)
@@ -561,15 +566,16 @@ def main(argv: list[str] | None = None) -> int:
 
     result: dict = {"benchmark": "pipeline", "when": stamp, "smoke": args.smoke, "machine_before": machine()}
     t = time.perf_counter()
-    pages = realsite.typical_pages(realsite.load_pages())
-    result["site"] = {"base_pages": len(pages), "base_page_kb_mean": round(statistics.mean(len(b) for _, b, _ in pages) / 1024, 1),
-                      "base_page_kb_median": round(statistics.median(len(b) for _, b, _ in pages) / 1024, 1),
-                      "extraction_ms_mean": round(statistics.mean(ms for *_, ms in pages), 1),
-                      "extraction_ms_median": round(statistics.median(ms for *_, ms in pages), 1),
+    pages = realsite.typical_pages(realsite.load_pages(args.pages))
+    result["site"] = {"page_set": args.pages, "base_pages": len(pages),
+                      "base_page_kb_mean": round(statistics.mean(len(p.body) for p in pages) / 1024, 1),
+                      "base_page_kb_median": round(statistics.median(len(p.body) for p in pages) / 1024, 1),
+                      "extraction_ms_mean": round(statistics.mean(p.ms for p in pages), 1),
+                      "extraction_ms_median": round(statistics.median(p.ms for p in pages), 1),
                       "calibration_s": round(time.perf_counter() - t, 1)}
-    site = realsite.Site([b for _, b, _ in pages], args.articles)
+    site = realsite.Site(pages, args.articles)
     result["site"].update(articles=args.articles, expected_pages=site.pages())
-    print(f"site: {args.articles} articles from {len(pages)} real pages "
+    print(f"site: {args.articles} articles from {len(pages)} {args.pages} pages "
           f"(extraction {result['site']['extraction_ms_mean']} ms mean), ~{site.pages()} pages", flush=True)
 
     server = realsite.SiteProcess(site)

@@ -65,13 +65,13 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--articles", type=int, default=1500)
     parser.add_argument("--top", type=int, default=25)
+    parser.add_argument("--pages", default=None, help="page set: shared (default when present) or corpus")
     parser.add_argument("--rate", type=int, default=100, help="py-spy samples per second")
     args = parser.parse_args(argv)
     py_spy = shutil.which("py-spy", path=str(Path(sys.executable).parent)) or shutil.which("py-spy")
     if py_spy is None:
         raise SystemExit("py-spy is not installed (make setup installs the dev extra)")
-    pages = realsite.typical_pages(realsite.load_pages())
-    site = realsite.SiteProcess(realsite.Site([b for _, b, _ in pages], args.articles))
+    site = realsite.SiteProcess(realsite.Site(realsite.typical_pages(realsite.load_pages(args.pages)), args.articles))
     work = Path(tempfile.mkdtemp(prefix="profile-crawl-"))
     stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%SZ")
     raw = HERE / "results" / f"profile-{stamp}.txt"

@@ -1,7 +1,8 @@
 """A news site of real pages on 127.0.0.1, for the pipeline benchmark.
 
-Article pages are the real news pages of ../shared/testdata/trafilatura-eval,
-multiplied: copy I of a page gets its own URL (/2026/11/story-I.html) and its
+Article pages are real news pages (benchmarks/pagesets.py: the evaluation set
+in ../shared/testdata when it is there, else the repository's corpus in
+tests/data), multiplied: copy I of a page gets its own URL (/2026/11/story-I.html) and its
 own text (a paragraph naming its edition, with a link to the next story and a
 link to a page that is gone), so neither the URL dedupe nor the payload digest
 folds copies together. Listing pages (/news/page-K.html) link 20 stories and a
@@ -14,8 +15,10 @@ that is ~2.3 pages per article, about the share of small pages a real news
 crawl sees (issue 10: 3,800 listing and 404 pages for 1,810 articles).
 
 `typical_pages()` keeps the pages whose extraction (trafilatura alone) costs
-10-30 ms CPU here: the middle of the distribution (mean ~19 ms, median ~18 ms),
-without the long tail that would hide the crawl's own cost.
+10-30 ms CPU here: on the shared set, the middle of the distribution (mean
+~19 ms, median ~18 ms), without the long tail that would hide the crawl's own
+cost. Each is served with the Content-Type its page set gives it (the
+charset its own <meta> names).
 
 The server runs in a process of its own (asyncio, bodies assembled from the
 page and the edition's paragraph per request, nothing stored per article) and
@@ -29,11 +32,15 @@ import asyncio
 import multiprocessing
 import os
 import re
+import sys
 import time
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-PAGES_DIR = ROOT.parent / "shared" / "testdata" / "trafilatura-eval" / "html"
+for _path in (ROOT, ROOT / "tests", ROOT / "benchmarks"):  # pagesets and the corpus of tests/data
+    if str(_path) not in sys.path:
+        sys.path.insert(0, str(_path))
 
 PER_LISTING = 20  # stories linked from a listing page
 DEAD_PER_LISTING = 5  # dead links on a listing page
@@ -45,34 +52,47 @@ WORDS = ("council", "harbour", "budget", "election", "river", "school", "court",
          "museum", "railway", "hospital", "festival", "bridge", "library", "station")
 
 
-def load_pages(pages_dir: Path = PAGES_DIR) -> list[tuple[str, bytes]]:
-    if not pages_dir.is_dir():
-        raise SystemExit(f"no test pages at {pages_dir} (../shared/testdata)")
-    return [(p.name, p.read_bytes()) for p in sorted(pages_dir.iterdir()) if p.is_file()]
+@dataclass(frozen=True)
+class BasePage:
+    name: str
+    body: bytes
+    content_type: str
+    ms: float = 0.0  # trafilatura alone, CPU ms (typical_pages)
 
 
-def trafilatura_alone(body: bytes, url: str) -> None:
+def load_pages(page_set: str | None = None) -> list[BasePage]:
+    """The article pages of a page set (benchmarks/pagesets.py; default: shared when present)."""
+    from pagesets import default_set, load_pages as load_set
+
+    return [BasePage(p.file, p.body, p.content_type)
+            for p in sorted(load_set(page_set or default_set()), key=lambda p: p.file) if p.kind == "article"]
+
+
+def trafilatura_alone(body: bytes, url: str, content_type: str | None = "text/html") -> None:
     """The bound: what extraction costs with nothing around it (as bench_extraction.py times it)."""
     import trafilatura
 
     from spiders.extraction import decode_html
 
-    trafilatura.bare_extraction(decode_html(body, "text/html"), url=url, with_metadata=True)
+    trafilatura.bare_extraction(decode_html(body, content_type), url=url, with_metadata=True)
 
 
-def typical_pages(pages: list[tuple[str, bytes]], low_ms: float = 10.0, high_ms: float = 30.0,
-                  rounds: int = 2) -> list[tuple[str, bytes, float]]:
-    """(name, body, CPU ms) of the pages whose trafilatura extraction costs low..high ms."""
-    out = []
-    for name, body in pages:
-        trafilatura_alone(body, "http://127.0.0.1/")  # warm: first calls fill caches
+def typical_pages(pages: list[BasePage], low_ms: float = 10.0, high_ms: float = 30.0, rounds: int = 2,
+                  at_least: int = 8) -> list[BasePage]:
+    """The pages whose trafilatura extraction costs low..high ms CPU, with that cost.
+
+    A page set with fewer than `at_least` such pages (the small corpus of
+    tests/data) is used whole.
+    """
+    timed = []
+    for page in pages:
+        trafilatura_alone(page.body, "http://127.0.0.1/", page.content_type)  # warm: first calls fill caches
         start = time.process_time()
         for _ in range(rounds):
-            trafilatura_alone(body, "http://127.0.0.1/")
-        ms = (time.process_time() - start) / rounds * 1000
-        if low_ms <= ms <= high_ms:
-            out.append((name, body, ms))
-    return out
+            trafilatura_alone(page.body, "http://127.0.0.1/", page.content_type)
+        timed.append(replace(page, ms=(time.process_time() - start) / rounds * 1000))
+    typical = [p for p in timed if low_ms <= p.ms <= high_ms]
+    return typical if len(typical) >= at_least else timed
 
 
 _FIRST_P = re.compile(rb"<p[\s>]", re.IGNORECASE)
@@ -82,10 +102,11 @@ _BODY = re.compile(rb"<body[^>]*>", re.IGNORECASE)
 class Site:
     """The pages of the site, computed from a path; bodies built per request."""
 
-    def __init__(self, bases: list[bytes], articles: int):
+    def __init__(self, bases: list[BasePage], articles: int):
         self.articles = articles
         self.listings = (articles + PER_LISTING - 1) // PER_LISTING
-        self.bases = [self._split(b) for b in bases]
+        self.bases = [self._split(b.body) for b in bases]
+        self.content_types = [b.content_type for b in bases]
 
     @staticmethod
     def _split(body: bytes) -> tuple[bytes, bytes]:
@@ -98,6 +119,9 @@ class Site:
     def pages(self) -> int:
         """Pages a crawl of depth 3 fetches: robots.txt, home, listings, articles, dead links."""
         return 2 + self.listings + self.articles + self.articles + self.listings * DEAD_PER_LISTING
+
+    def content_type(self, i: int) -> str:
+        return self.content_types[i % len(self.content_types)]
 
     def article(self, i: int) -> bytes:
         head, tail = self.bases[i % len(self.bases)]
@@ -130,7 +154,7 @@ class Site:
             return 200, "text/html; charset=utf-8", self.listing(int(m.group(1)))
         m = re.fullmatch(r"/2026/11/story-(\d+)\.html", path)
         if m and int(m.group(1)) < self.articles:
-            return 200, "text/html", self.article(int(m.group(1)))
+            return 200, self.content_type(int(m.group(1))), self.article(int(m.group(1)))
         return 404, "text/html; charset=utf-8", b"<html><body><h1>Not found</h1></body></html>"
 
 
@@ -196,11 +220,7 @@ def sources_toml(base: str, name: str = "bench") -> str:
 
 
 if __name__ == "__main__":  # serve a site by hand: python benchmarks/realsite.py [ARTICLES]
-    import sys
-
-    sys.path.insert(0, str(ROOT))
-    pages = typical_pages(load_pages())
-    proc = SiteProcess(Site([b for _, b, _ in pages], int(sys.argv[1]) if len(sys.argv) > 1 else 100))
+    proc = SiteProcess(Site(typical_pages(load_pages()), int(sys.argv[1]) if len(sys.argv) > 1 else 100))
     print(proc.base, flush=True)
     try:
         proc.proc.join()

@@ -18,13 +18,15 @@ ROOT = Path(__file__).resolve().parent.parent
 
 def test_pipeline_benchmark_smoke_run_writes_its_table_and_json(tmp_path):
     out = tmp_path / "pipeline.json"
-    done = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "bench_pipeline.py"), "--smoke", "--out", str(out)],
+    # the repository's own pages (tests/data): the suite never reads ../shared/testdata
+    done = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "bench_pipeline.py"), "--smoke", "--pages", "corpus",
+                           "--out", str(out)],
                           cwd=tmp_path, capture_output=True, text=True, timeout=900)
     assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]
     result = json.loads(out.read_text())
 
     site, pipeline = result["site"], result["pipeline"]
-    assert site["base_pages"] >= 20 and 10 <= site["extraction_ms_median"] <= 30
+    assert site["page_set"] == "corpus" and site["base_pages"] >= 8 and site["extraction_ms_median"] > 0
     # every story page of the site became an archived article; every page fetched is in the catalog
     assert pipeline["articles"] >= site["articles"]
     assert pipeline["captures_in_catalog"] == pipeline["pages"] >= site["expected_pages"]
