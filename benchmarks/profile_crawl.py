@@ -6,8 +6,9 @@ Serves benchmarks/realsite.py's site on 127.0.0.1, runs one crawl under
 `py-spy record --subprocesses --format raw` (sampling, 100 Hz: the crawl runs
 at nearly full speed) and prints, for the Scrapy process and for the
 extraction workers, the share of samples per function (self) and per
-function with what it calls (inclusive). The raw stacks stay in
-benchmarks/results/profile-<UTC>.txt (flamegraph.pl or speedscope read them).
+function with what it calls (inclusive). The raw stacks (~10 MB) stay in
+--raw (default: a file in the temporary folder; flamegraph.pl or speedscope
+read them).
 """
 
 from __future__ import annotations
@@ -66,6 +67,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--articles", type=int, default=1500)
     parser.add_argument("--top", type=int, default=25)
     parser.add_argument("--pages", default=None, help="page set: shared (default when present) or corpus")
+    parser.add_argument("--raw", type=Path, default=None, help="where the raw stacks go")
     parser.add_argument("--rate", type=int, default=100, help="py-spy samples per second")
     args = parser.parse_args(argv)
     py_spy = shutil.which("py-spy", path=str(Path(sys.executable).parent)) or shutil.which("py-spy")
@@ -74,7 +76,7 @@ def main(argv: list[str] | None = None) -> int:
     site = realsite.SiteProcess(realsite.Site(realsite.typical_pages(realsite.load_pages(args.pages)), args.articles))
     work = Path(tempfile.mkdtemp(prefix="profile-crawl-"))
     stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%SZ")
-    raw = HERE / "results" / f"profile-{stamp}.txt"
+    raw = args.raw or Path(tempfile.gettempdir()) / f"newsarchive-profile-{stamp}.txt"
     try:
         (work / "sources.toml").write_text(realsite.sources_toml(site.base))
         cmd = [py_spy, "record", "--subprocesses", "--format", "raw", "--rate", str(args.rate), "-o", str(raw),
