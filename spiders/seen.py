@@ -14,8 +14,9 @@ give the 14-digit timestamp instead, which is all that is known of them.
 
 The spider skips article URLs archived with a 2xx status unless a re-check is
 due (`recheck` hours), and page requisites archived with any status less than
-Source.requisite_recheck hours ago (spiders/requisites.py); the capture middleware writes a `revisit` record when a
-re-fetched payload has the digest of the last capture with a payload.
+Source.requisite_recheck hours ago (spiders/requisites.py); the capture
+middleware writes a `revisit` record when a re-fetched payload has the digest
+of the last capture with a payload.
 """
 
 from __future__ import annotations
