@@ -13,7 +13,9 @@ forbidden address ranges) without connecting anywhere:
 `record_refusal`, so the spider's errback only has to let it pass.
 
 Only http and https are fetched. A source's scope is the hosts its own URLs
-name (`www.` or not, see spiders.sources.host_key). Addresses outside the
+name (`www.` or not, see spiders.sources.host_key); its pages' requisites
+(stylesheets, images, fonts, scripts: spiders.requisites) may also come from
+the hosts it lists in `requisite_hosts` (`Scope(source, requisites=True)`). Addresses outside the
 public internet are refused unless the source names them itself: an IP literal
 in its URLs, or `localhost` for loopback. A host name, even one the source
 names, never earns a private address through DNS: a site's DNS can point
