@@ -1,6 +1,9 @@
 """Pages per second of extract_article on the 107 evaluation pages: one process vs all cores.
 
-    .venv/bin/python benchmarks/bench_extraction.py [--rounds 3] [--pages DIR]
+    .venv/bin/python benchmarks/bench_extraction.py [--rounds 3] [--pages shared|corpus]
+
+--pages: the page set (benchmarks/pagesets.py); shared, the real evaluation pages of
+../shared/testdata, when they are there, else the repository's corpus (tests/data).
 
 Prints a table and writes benchmarks/results/extraction-<timestamp>.json.
 Also times trafilatura alone (bare_extraction on the decoded string), the
@@ -19,18 +22,16 @@ from concurrent.futures import ProcessPoolExecutor
 from datetime import datetime, timezone
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+sys.path[:0] = [str(Path(__file__).resolve().parent.parent), str(Path(__file__).resolve().parent)]
 
 import trafilatura  # noqa: E402
 
+from pagesets import available, default_set, load_pages  # noqa: E402
 from spiders.extraction import ExtractionError, decode_html, extract_article  # noqa: E402
 
-DEFAULT_PAGES = Path("/work/shared/testdata/trafilatura-eval")
 
-
-def _load(pages_dir: Path) -> list[tuple[bytes, str]]:
-    data = json.loads((pages_dir / "evaldata.json").read_text(encoding="utf-8"))
-    return [((pages_dir / "html" / e["file"]).read_bytes(), url) for url, e in data.items()]
+def _load(page_set: str) -> list[tuple[bytes, str]]:
+    return [(p.body, p.url) for p in load_pages(page_set)]
 
 
 def _ours(page: tuple[bytes, str]) -> int:
@@ -71,7 +72,8 @@ def _run(fn, pages, workers: int, rounds: int) -> float:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rounds", type=int, default=3)
-    parser.add_argument("--pages", type=Path, default=DEFAULT_PAGES)
+    parser.add_argument("--pages", choices=available(), default=default_set(),
+                        help="page set: shared (../shared/testdata, the default when present) or corpus (tests/data)")
     args = parser.parse_args(argv)
     pages = _load(args.pages)
     cores = os.cpu_count() or 1
@@ -86,7 +88,7 @@ def main(argv: list[str] | None = None) -> int:
         r["vs_trafilatura_alone"] = round(r["pages_per_s"] / alone[r["workers"]], 2)
 
     load = [round(x, 1) for x in os.getloadavg()]  # other work on the machine skews wall-clock rates
-    print(f"{len(pages)} pages, {cores} cores, best of {args.rounds}, load average {load}")
+    print(f"{len(pages)} pages ({args.pages}), {cores} cores, best of {args.rounds}, load average {load}")
     print(f"{'what':<20}{'workers':>8}{'pages/s':>10}{'ms/page/core':>14}{'vs alone':>10}")
     for r in rows:
         print(f"{r['what']:<20}{r['workers']:>8}{r['pages_per_s']:>10}{r['ms_per_page_per_core']:>14}{r['vs_trafilatura_alone']:>10}")
@@ -96,7 +98,7 @@ def main(argv: list[str] | None = None) -> int:
     stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%SZ")
     out = out_dir / f"extraction-{stamp}.json"
     out.write_text(json.dumps({
-        "benchmark": "extraction", "when": stamp, "pages": len(pages), "cores": cores,
+        "benchmark": "extraction", "when": stamp, "page_set": args.pages, "pages": len(pages), "cores": cores,
         "rounds": args.rounds, "load_average": load, "python": platform.python_version(),
         "trafilatura": trafilatura.__version__, "rows": rows,
     }, indent=2) + "\n", encoding="utf-8")

@@ -37,7 +37,9 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
+sys.path[:0] = [str(ROOT), str(ROOT / "tests"), str(ROOT / "benchmarks")]
+
+from pagesets import available, default_set  # noqa: E402
 
 TICK = os.sysconf("SC_CLK_TCK")
 PAGE = os.sysconf("SC_PAGE_SIZE")
@@ -46,7 +48,7 @@ PAGE = os.sysconf("SC_PAGE_SIZE")
 # --------------------------------------------------------------------------- the site
 
 class _StubServer:
-    """Stands in for flows.siteserver.SiteServer while tests/newssite.py builds routes."""
+    """Stands in for tests/siteserver.py SiteServer while tests/newssite.py builds routes."""
 
     def __init__(self, port: int):
         self.port = port
@@ -65,13 +67,16 @@ def _response_bytes(route) -> bytes:
     return "\r\n".join(lines).encode("latin-1") + route.body
 
 
-def serve(n_articles: int, lifetime: float) -> None:
+def serve(n_articles: int, lifetime: float, page_set: str) -> None:
     """Serve the generated site of n_articles on 127.0.0.1; print the port; stop after `lifetime` s.
 
     Responses are built once per distinct page file and then sent as bytes, so the
     server costs little CPU per request (it is measured anyway).
     """
-    from tests.newssite import _build_generated
+    from newssite import _build_generated
+    from pagesets import load_pages
+
+    pages = [p for p in load_pages(page_set) if p.kind == "article"]
 
     async def main() -> None:
         loop = asyncio.get_running_loop()
@@ -80,9 +85,8 @@ def serve(n_articles: int, lifetime: float) -> None:
 
         def respond(path: str) -> bytes:
             routes = routes_box[0]
-            key = routes.pages.get(path) if path not in routes.fixed else path
-            if key is None:
-                key = ("404",)
+            page = routes.pages.get(path) if path not in routes.fixed else None
+            key = path if path in routes.fixed else ("page", id(page)) if page is not None else ("404",)
             data = cache.get(key)
             if data is None:
                 from siteserver import Route
@@ -106,7 +110,7 @@ def serve(n_articles: int, lifetime: float) -> None:
 
         server = await loop.create_server(Http, "127.0.0.1", 0, backlog=256)
         port = server.sockets[0].getsockname()[1]
-        site = _build_generated(_StubServer(port), _StubServer(port), n_articles)
+        site = _build_generated(_StubServer(port), _StubServer(port), n_articles, pages=pages)
         routes_box.append(site.routes)
         print(port, flush=True)
         await asyncio.sleep(lifetime)  # bounded: the server always stops by itself
@@ -116,9 +120,10 @@ def serve(n_articles: int, lifetime: float) -> None:
 
 
 class SiteProcess:
-    def __init__(self, n_articles: int, lifetime: float):
-        env = dict(os.environ, PYTHONPATH=str(ROOT))
-        self.proc = subprocess.Popen([sys.executable, __file__, "--serve", str(n_articles), "--lifetime", str(lifetime)],
+    def __init__(self, n_articles: int, lifetime: float, page_set: str):
+        env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(ROOT), str(ROOT / "tests"), str(ROOT / "benchmarks")]))
+        self.proc = subprocess.Popen([sys.executable, __file__, "--serve", str(n_articles), "--lifetime", str(lifetime),
+                                      "--pages", page_set],
                                      stdout=subprocess.PIPE, text=True, env=env, cwd=ROOT)
         line = self.proc.stdout.readline().strip()
         if not line.isdigit():
@@ -249,19 +254,16 @@ class TreeSampler(threading.Thread):
 _PAGES: list[tuple[bytes, str, str]] = []
 
 
-def _load_pages() -> list[tuple[bytes, str, str]]:
+def _load_pages(page_set: str) -> list[tuple[bytes, str, str]]:
     """The generated site's article bodies in its own order: (body, content_type, url) per distinct file."""
-    from tests.newssite import load_evaldata, page_file_bytes, true_charset
+    from pagesets import load_pages
 
-    out = []
-    for url, v in sorted(load_evaldata().items(), key=lambda kv: kv[1]["file"]):
-        body = page_file_bytes(v["file"])
-        out.append((body, f"text/html; charset={true_charset(body)}", url))
-    return out
+    pages = sorted((p for p in load_pages(page_set) if p.kind == "article"), key=lambda p: p.file)
+    return [(p.body, p.content_type, p.url) for p in pages]
 
 
-def _init_worker() -> None:
-    _PAGES[:] = _load_pages()
+def _init_worker(page_set: str) -> None:
+    _PAGES[:] = _load_pages(page_set)
 
 
 def _trafilatura_alone(i: int) -> int:
@@ -285,8 +287,8 @@ def _extract_article(i: int) -> int:
         return 0
 
 
-def baseline(n: int, workers: int, fn, timeout: float) -> dict:
-    with ProcessPoolExecutor(max_workers=workers, initializer=_init_worker) as pool:
+def baseline(n: int, workers: int, fn, timeout: float, page_set: str) -> dict:
+    with ProcessPoolExecutor(max_workers=workers, initializer=_init_worker, initargs=(page_set,)) as pool:
         list(pool.map(fn, range(workers * 4)))  # import and load in every worker before timing
         pids = list(pool._processes)  # the workers' CPU time, read from /proc, is independent of other load
         cpu0 = sum(_proc_cpu(p) or 0 for p in pids)
@@ -306,10 +308,10 @@ def _sources_toml(base: str, n: int, concurrency: int) -> str:
         "depth = 0", f"max_pages = {n + 100}", "delay = 0", f"concurrency = {concurrency}", ""])
 
 
-def pipeline(n: int, *, concurrency: int, timeout: float, workdir: Path, sample: bool) -> dict:
+def pipeline(n: int, *, concurrency: int, timeout: float, workdir: Path, sample: bool, page_set: str) -> dict:
     from flows import pipeline as fp
 
-    site = SiteProcess(n, lifetime=timeout + 60)
+    site = SiteProcess(n, lifetime=timeout + 60, page_set=page_set)
     try:
         workdir.mkdir(parents=True, exist_ok=True)
         sources = workdir / "sources.toml"
@@ -447,11 +449,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--timeout", type=float, default=None,
                         help="bound on each crawl and baseline, seconds (default 120 + 0.5 s per article)")
     parser.add_argument("--out", type=Path, default=None, help="results JSON (default benchmarks/results/pipeline-<UTC>.json)")
+    parser.add_argument("--pages", choices=available(), default=default_set(),
+                        help="page set the generated site reuses: shared (the 107 real evaluation pages, "
+                             "when ../shared/testdata is there; the default then) or corpus (tests/data)")
     parser.add_argument("--serve", type=int, default=None, help=argparse.SUPPRESS)
     parser.add_argument("--lifetime", type=float, default=600, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.serve is not None:
-        serve(args.serve, args.lifetime)
+        serve(args.serve, args.lifetime, args.pages)
         return 0
     if args.quick:
         args.articles, args.memory_articles = 300, 1000 if args.memory_articles else 0
@@ -462,24 +467,25 @@ def main(argv: list[str] | None = None) -> int:
     cores = os.cpu_count() or 1
     n = args.articles
     info = machine()
-    print(f"pipeline benchmark: {n} articles, {cores} cores, load average {info['load_average']}", flush=True)
+    print(f"pipeline benchmark: {n} articles ({args.pages} pages), {cores} cores, load average {info['load_average']}", flush=True)
 
     rows = []
-    base = baseline(n, cores, _trafilatura_alone, args.timeout)
+    base = baseline(n, cores, _trafilatura_alone, args.timeout, args.pages)
     rows.append({"what": "trafilatura alone, all cores", **base})
     print(f"  baseline trafilatura alone: {base['pages_per_s']} pages/s", flush=True)
-    ours = baseline(n, cores, _extract_article, args.timeout)
+    ours = baseline(n, cores, _extract_article, args.timeout, args.pages)
     rows.append({"what": "extract_article, all cores", **ours})
     print(f"  extract_article alone:      {ours['pages_per_s']} pages/s", flush=True)
 
     work = Path(tempfile.mkdtemp(prefix="newsarchive-bench-"))
     try:
-        run = pipeline(n, concurrency=args.concurrency, timeout=args.timeout, workdir=work / "run", sample=False)
+        run = pipeline(n, concurrency=args.concurrency, timeout=args.timeout, workdir=work / "run", sample=False,
+                       page_set=args.pages)
         print(f"  pipeline crawl:             {run['crawl_articles_per_s']} articles/s", flush=True)
         memory = None
         if args.memory_articles:
             memory = pipeline(args.memory_articles, concurrency=args.concurrency, timeout=args.timeout,
-                              workdir=work / "memory", sample=True)
+                              workdir=work / "memory", sample=True, page_set=args.pages)
             print(f"  memory crawl ({args.memory_articles}):        {memory['crawl_articles_per_s']} articles/s", flush=True)
     finally:
         shutil.rmtree(work, ignore_errors=True)
@@ -529,7 +535,7 @@ def main(argv: list[str] | None = None) -> int:
     stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%SZ")
     out = args.out or ROOT / "benchmarks" / "results" / f"pipeline-{stamp}.json"
     out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps({"benchmark": "pipeline", "when": stamp, "articles": n, "concurrency": args.concurrency,
+    out.write_text(json.dumps({"benchmark": "pipeline", "when": stamp, "page_set": args.pages, "articles": n, "concurrency": args.concurrency,
                                "machine": info, "baseline": rows, "pipeline": run, "ratios": ratios,
                                "memory_run": memory}, indent=2) + "\n", encoding="utf-8")
     print(f"wrote {out}")

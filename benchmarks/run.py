@@ -3,7 +3,7 @@
     .venv/bin/python benchmarks/run.py            # about 5-8 minutes on 2 idle cores
     .venv/bin/python benchmarks/run.py --quick    # about 2 minutes: fewer rounds and articles
 
-Each benchmark also writes its own results file (extraction-*.json,
+Each benchmark also writes its own results file (eval-*.json, extraction-*.json,
 pipeline-*.json, search-*.json); the summary file carries the machine and the headline rows of
 each. Everything runs on 127.0.0.1 and stops by itself (each benchmark has a
 time bound). What the numbers mean: benchmarks/README.md.
@@ -57,6 +57,7 @@ def main(argv: list[str] | None = None) -> int:
     py = sys.executable
     pipeline_out = RESULTS / f"pipeline-{stamp}.json"
     runs = [
+        _run("eval", [py, str(HERE / "eval_extraction.py")], None, 600),
         _run("extraction", [py, str(HERE / "bench_extraction.py"), "--rounds", "1" if args.quick else "3"], None, 600),
         _run("pipeline", [py, str(HERE / "bench_pipeline.py"), "--out", str(pipeline_out)]
              + (["--quick"] if args.quick else []), pipeline_out, 1200),
@@ -80,7 +81,15 @@ def main(argv: list[str] | None = None) -> int:
                 rows.append(("search", f"indexing vs crawl CPU ({c['articles']})", f"{c['share_of_crawl_cpu_pct']} %",
                              f"{c['index_cpu_ms_per_article']} of {c['crawl_cpu_ms_per_article']} ms (target 5 %)"))
             continue
-        if r["name"] == "extraction":
+        if r["name"] == "eval":
+            for name, modes in res["sets"].items():
+                s = modes["header"]
+                rows.append(("eval", f"{name}: pages passing everything ({s['pages']})",
+                             f"{s['passing']}/{s['pages']}", f"with {s['with_found']}/{s['with']}, "
+                             f"without {s['without_absent']}/{s['without']}"))
+                rows.append(("eval", f"{name}: non-UTF-8 pages decoded cleanly", f"{s['legacy_clean']}/{s['legacy']}",
+                             f"non-ASCII passages {s['legacy_non_ascii_found']}/{s['legacy_non_ascii']}"))
+        elif r["name"] == "extraction":
             for row in res["rows"]:
                 rows.append(("extraction", f"{row['what']}, {row['workers']} worker(s)", f"{row['pages_per_s']} pages/s",
                              f"{row['vs_trafilatura_alone']}x alone"))

@@ -62,27 +62,25 @@ class Refused(IgnoreRequest):
         self.fetched = fetched
 
 
-def redact_url(url: str) -> str:
-    """`url` without a user name or password (never logged, sampled or archived)."""
+def _with_userinfo(url: str, userinfo: str) -> str:
+    """`url` with the user name and password in its netloc replaced by `userinfo` (may be "")."""
     try:
         parts = urlsplit(url)
     except ValueError:
         return url
     if "@" not in parts.netloc:
         return url
-    netloc = "***@" + parts.netloc.rpartition("@")[2]
-    return parts._replace(netloc=netloc).geturl()
+    return parts._replace(netloc=userinfo + parts.netloc.rpartition("@")[2]).geturl()
+
+
+def redact_url(url: str) -> str:
+    """`url` without a user name or password (never logged, sampled or archived)."""
+    return _with_userinfo(url, "***@")
 
 
 def strip_userinfo(url: str) -> str:
     """`url` with any user name and password dropped (links are followed without them)."""
-    try:
-        parts = urlsplit(url)
-    except ValueError:
-        return url
-    if "@" not in parts.netloc:
-        return url
-    return parts._replace(netloc=parts.netloc.rpartition("@")[2]).geturl()
+    return _with_userinfo(url, "")
 
 
 def record_refusal(crawler, url: str, refused: Refused | Refusal) -> None:

@@ -57,7 +57,7 @@ class CrawlResult:
 
 
 def run_capture_crawl(urls: list[str], spool: Path, *, articles: list[str] = (), settings: dict | None = None,
-                      timeout: float = 120) -> CrawlResult:
+                      timeout: float = 400) -> CrawlResult:
     """Crawl `urls` with the project settings into `spool` in a fresh process."""
     spool.mkdir(parents=True, exist_ok=True)
     out = spool.parent / (spool.name + "-out.json")

@@ -1,82 +1,49 @@
-"""Fixtures for the extraction tests: the trafilatura evaluation pages and a news-page builder."""
+"""Fixtures for the extraction tests: the corpus of tests/data extracted once, and a news-page builder."""
 
 from __future__ import annotations
 
 import html as htmlmod
 import json
-import re
 from concurrent.futures import ProcessPoolExecutor
-from dataclasses import dataclass
-from pathlib import Path
 
 import pytest
 
-EVAL_DIR = Path("/work/shared/testdata/trafilatura-eval")
-_META_CHARSET = re.compile(rb"""<meta[^>]+?charset\s*=\s*["']?\s*([A-Za-z0-9._:-]+)""", re.IGNORECASE)
+from corpus import CorpusPage, load_corpus
 
-
-@dataclass
-class EvalPage:
-    url: str
-    file: str
-    body: bytes
-    declared: str | None  # the charset the page's own <meta> declares
-    with_: list[str]
-    without: list[str]
-    date: str | None = None  # the publication date the evaluation set expects
-
-    @property
-    def utf8(self) -> bool:
-        try:
-            self.body.decode("utf-8")
-            return True
-        except UnicodeDecodeError:
-            return False
-
-
-def _load_eval_pages() -> list[EvalPage]:
-    data = json.loads((EVAL_DIR / "evaldata.json").read_text(encoding="utf-8"))
-    pages = []
-    for url, entry in data.items():
-        body = (EVAL_DIR / "html" / entry["file"]).read_bytes()
-        m = _META_CHARSET.search(body[:16384])
-        pages.append(EvalPage(url, entry["file"], body, m.group(1).decode() if m else None,
-                              entry.get("with", []), entry.get("without", []), entry.get("date") or None))
-    return pages
+# How a page reaches the extractor: with the Content-Type its server sends, and
+# as a bare "text/html" (a server that names no charset, or a re-extraction that lost it).
+MODES = {
+    "served": lambda p: p.content_type,
+    "bare": lambda p: "text/html",
+}
 
 
 def _extract_for_eval(args):
-    # Top level so the pool can pickle it; returns text or the error line.
+    # Top level so the pool can pickle it; returns (text, metadata) or ("ERROR <line>", {}).
     from spiders.extraction import ExtractionError, extract_article
 
     body, url, content_type = args
     try:
-        return extract_article(body, url=url, content_type=content_type).text
+        article = extract_article(body, url=url, content_type=content_type)
+        return article.text, article.metadata
     except ExtractionError as exc:
-        return f"ERROR {exc}"
+        return f"ERROR {exc}", {}
 
 
 @pytest.fixture(scope="session")
-def eval_pages() -> list[EvalPage]:
-    if not EVAL_DIR.is_dir():
-        pytest.skip(f"test pages not found at {EVAL_DIR}")
-    return _load_eval_pages()
+def corpus_pages() -> tuple[CorpusPage, ...]:
+    return load_corpus()
 
 
 @pytest.fixture(scope="session")
-def eval_texts(eval_pages) -> dict[str, dict[str, str]]:
-    """{mode: {url: text}} for every page served with its charset in the
-    Content-Type header ("header") and with a bare "text/html" ("no-header")."""
-    modes = {
-        "header": lambda p: f"text/html; charset={p.declared}" if p.declared else "text/html",
-        "no-header": lambda p: "text/html",
-    }
-    jobs = [(mode, p.url, (p.body, p.url, ct(p))) for mode, ct in modes.items() for p in eval_pages]
-    with ProcessPoolExecutor() as pool:  # ~200 pages: use all cores to keep the suite quick
-        texts = list(pool.map(_extract_for_eval, [j[2] for j in jobs], chunksize=8))
-    out: dict[str, dict[str, str]] = {m: {} for m in modes}
-    for (mode, url, _), text in zip(jobs, texts):
-        out[mode][url] = text
+def corpus_extracts(corpus_pages) -> dict[str, dict[str, tuple[str, dict]]]:
+    """{mode: {url: (text, metadata)}} for every corpus page in each of MODES."""
+    jobs = [(mode, p.url, (p.body, p.url, ct(p))) for mode, ct in MODES.items() for p in corpus_pages]
+    with ProcessPoolExecutor() as pool:  # trafilatura runs in processes, never threads
+        results = list(pool.map(_extract_for_eval, [j[2] for j in jobs], chunksize=4))
+    out: dict[str, dict[str, tuple[str, dict]]] = {m: {} for m in MODES}
+    for (mode, url, _), result in zip(jobs, results):
+        out[mode][url] = result
     return out
 
 

@@ -5,7 +5,7 @@ prefect_server    session: a real `prefect server start` on 127.0.0.1 with a tem
                   database and PREFECT_HOME, its scheduler fast (SCHEDULER_SETTINGS); `.env` for
                   subprocesses, `.start(cmd)` for workers; every process started with `.env` (flow runs
                   of its workers included, orphans too) is killed at teardown
-closed_port_url   http://127.0.0.1:PORT/ with nothing listening (a broken site)
+closed_port_url   http://127.0.0.1:PORT/ with nothing listening (a broken site), held for the test
 spool_dir         NEWSARCHIVE_SPOOL pointed at the test's tmp_path
 """
 
@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -23,6 +22,7 @@ from pathlib import Path
 
 import pytest
 
+from loopback import closed_port, listening_port
 from proctree import TAG_VAR, descendants, kill_tagged
 
 # Prefect's server would try to send telemetry (offline here); must be set before prefect is imported.
@@ -45,24 +45,19 @@ SCHEDULER_SETTINGS = {
 LEASE_STORAGE = "prefect.server.concurrency.lease_storage.filesystem"
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 @pytest.fixture(scope="session")
 def prefect_harness():
     from prefect.testing.utilities import prefect_test_harness
 
-    with prefect_test_harness(server_startup_timeout=120):
+    with prefect_test_harness(server_startup_timeout=300):  # a bound for a busy machine
         yield
 
 
 @pytest.fixture
-def closed_port_url() -> str:
+def closed_port_url():
     """A URL on 127.0.0.1 where nothing listens (a site that is down)."""
-    return f"http://127.0.0.1:{free_port()}/"
+    with closed_port() as port:
+        yield f"http://127.0.0.1:{port}/"
 
 
 @pytest.fixture
@@ -73,14 +68,13 @@ def spool_dir(tmp_path, monkeypatch):
 
 
 class PrefectServer:
-    def __init__(self, home: Path, port: int):
+    def __init__(self, home: Path):
         self.home = home
-        self.port = port
-        self.api_url = f"http://127.0.0.1:{port}/api"
+        self.port: int | None = None  # known once the server listens (it binds port 0)
+        self.api_url = ""
         self.env = {
             **{k: v for k, v in os.environ.items() if not k.startswith("PREFECT_")},
             "PREFECT_HOME": str(home),
-            "PREFECT_API_URL": self.api_url,
             "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
             "PREFECT_API_DATABASE_CONNECTION_URL": f"sqlite+aiosqlite:///{home / 'prefect.db'}",
             "PREFECT_UI_ENABLED": "false",
@@ -108,42 +102,39 @@ class PrefectServer:
         path = self.home / log_name
         return path.read_text(errors="replace") if path.exists() else ""
 
-    def wait_healthy(self, proc: subprocess.Popen, timeout: float = 120) -> None:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if proc.poll() is not None:
-                raise RuntimeError(f"prefect server exited ({proc.returncode}):\n{self.log('server.log')[-3000:]}")
+    def wait_healthy(self, proc: subprocess.Popen, timeout: float = 180) -> None:
+        """Wait until the server answers /api/health on a port it listens on (it binds port 0),
+        within a generous bound (a busy machine is slow); then point clients at it."""
+
+        def healthy(port: int) -> bool:
             try:
-                with urllib.request.urlopen(f"{self.api_url}/health", timeout=2) as resp:
-                    if resp.status == 200:
-                        return
+                with urllib.request.urlopen(f"http://127.0.0.1:{port}/api/health", timeout=10) as resp:
+                    return resp.status == 200
             except OSError:
-                pass
-            time.sleep(0.5)
-        raise RuntimeError(f"prefect server not healthy after {timeout}s:\n{self.log('server.log')[-3000:]}")
+                return False
+
+        self.port = listening_port(proc, timeout=timeout, log=self.home / "server.log", accept=healthy)
+        self.api_url = f"http://127.0.0.1:{self.port}/api"
+        self.env["PREFECT_API_URL"] = self.api_url
 
     def stop(self, procs: list[subprocess.Popen] | None = None) -> None:
         """Stop `procs` and every process below them (a worker's flow runs have process groups
-        of their own): SIGTERM to each group, SIGKILL after 20 s. Without `procs`: every
-        process started with this server's env, wherever it ended up (the server last)."""
+        of their own): SIGTERM to each group, SIGKILL to what is left after 20 s. A group is
+        signalled even when its leader has exited already: its children (a `prefect worker start`
+        under `newsarchive worker`) may still run, and must not outlive the test. Without `procs`:
+        every process started with this server's env, wherever it ended up (the server last)."""
         everything = procs is None
         procs = list(self.procs if procs is None else procs)
         for proc in reversed(procs):
             groups = {proc.pid} | {g for p in descendants(proc.pid) if (g := _pgid_or_none(p))}
             for group in groups:
-                try:
-                    os.killpg(group, signal.SIGTERM)
-                except (ProcessLookupError, PermissionError):
-                    continue
-            try:
-                proc.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                pass
+                _signal_group(group, signal.SIGTERM)
+            deadline = time.monotonic() + 20
+            while any(_group_alive(g) for g in groups) and time.monotonic() < deadline:
+                proc.poll()  # reap the leader, so only live members keep its group
+                time.sleep(0.2)
             for group in groups:
-                try:
-                    os.killpg(group, signal.SIGKILL)
-                except (ProcessLookupError, PermissionError):
-                    pass
+                _signal_group(group, signal.SIGKILL)
             proc.wait()
         if everything:
             kill_tagged(self.env[TAG_VAR])
@@ -162,13 +153,28 @@ def _pgid_or_none(pid: int) -> int | None:
         return None
 
 
+def _signal_group(pgid: int, sig: int) -> None:
+    try:
+        os.killpg(pgid, sig)
+    except (ProcessLookupError, PermissionError):
+        pass  # nobody left in it
+
+
+def _group_alive(pgid: int) -> bool:
+    try:
+        os.killpg(pgid, 0)
+        return True
+    except ProcessLookupError:
+        return False
+
+
 @pytest.fixture(scope="session")
 def prefect_server(tmp_path_factory):
     home = tmp_path_factory.mktemp("prefect-home")
-    server = PrefectServer(home, free_port())
+    server = PrefectServer(home)
     try:
         proc = server.start([str(VENV_BIN / "prefect"), "server", "start", "--host", "127.0.0.1",
-                             "--port", str(server.port)], "server.log")
+                             "--port", "0"], "server.log")
         server.wait_healthy(proc)
         yield server
     finally:

@@ -11,7 +11,6 @@ start_pywb      factory: start_pywb(folder) runs pywb's `wayback` in a folder on
 from __future__ import annotations
 
 import os
-import socket
 import subprocess
 import time
 import urllib.error
@@ -22,6 +21,7 @@ from pathlib import Path
 import pytest
 
 from flows import pipeline
+from loopback import listening_port
 
 PYWB_ENV = "NEWSARCHIVE_PYWB"
 
@@ -88,12 +88,6 @@ def pywb_bin() -> Path:
     return path
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def http_get(url: str, headers: dict | None = None, method: str = "GET", timeout: float = 60):
     """(status, headers, body) without following redirects; loopback only, no proxy."""
 
@@ -115,21 +109,22 @@ def start_pywb(pywb_bin):
     started = []
 
     def start(folder: Path) -> str:
-        port = free_port()
+        """pywb's `wayback` in `folder` on a port of its choosing (no race for a "free" one); its
+        base URL once its front end answers (it also opens a port for its internal warcserver)."""
         log = open(folder / "wayback.log", "wb")
-        proc = subprocess.Popen([str(pywb_bin / "wayback"), "--bind", "127.0.0.1", "--port", str(port)],
+        proc = subprocess.Popen([str(pywb_bin / "wayback"), "--bind", "127.0.0.1", "--port", "0"],
                                 cwd=folder, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
         started.append((proc, log))
-        base = f"http://127.0.0.1:{port}"
-        deadline = time.monotonic() + 120  # generous: a busy machine starts pywb slowly
-        while True:
+
+        def front_end(port: int) -> bool:
             try:
-                http_get(base + "/", timeout=5)
-                return base
+                status, _, body = http_get(f"http://127.0.0.1:{port}/", timeout=10)
             except OSError:
-                if proc.poll() is not None or time.monotonic() > deadline:
-                    raise RuntimeError("pywb did not start:\n" + (folder / "wayback.log").read_text())
-                time.sleep(0.2)
+                return False
+            return status == 200 and b"<html" in body.lower()
+
+        port = listening_port(proc, timeout=120, log=folder / "wayback.log", accept=front_end)
+        return f"http://127.0.0.1:{port}"
 
     yield start
     for proc, log in started:

@@ -53,7 +53,7 @@ class MotoS3:
     def reset(self) -> None:
         """Forget every bucket (moto keeps state per process, across restarts)."""
         req = urllib.request.Request(self.url + "/moto-api/reset", method="POST")
-        urllib.request.urlopen(req, timeout=10).close()
+        urllib.request.urlopen(req, timeout=60).close()
 
 
 @pytest.fixture

@@ -1,6 +1,6 @@
 """Fixtures for the sites crawls run against (a pytest plugin, loaded by conftest.py).
 
-news_site           session: the curated test news site (tests/newssite.py) and its off-site twin
+news_site           session: the curated test news site (tests/newssite.py, pages of tests/data) and its off-site twin
 news_sources_file   a sources.toml for news_site in the test's tmp_path (source "testnews")
 make_news_site      factory: make_news_site(n_articles=N) starts a generated site, stopped at teardown
 demo_site           session: the bundled demo site (flows/demo_site.py) that `newsarchive demo` crawls
@@ -10,19 +10,11 @@ from __future__ import annotations
 
 import pytest
 
-from newssite import NewsSite, load_evaldata, start_news_site
-
-
-def _need_testdata() -> None:
-    try:
-        load_evaldata()
-    except FileNotFoundError as exc:
-        pytest.skip(str(exc))
+from newssite import NewsSite, start_news_site
 
 
 @pytest.fixture(scope="session")
 def news_site():
-    _need_testdata()
     site = start_news_site()
     yield site
     site.stop()
@@ -35,7 +27,6 @@ def news_sources_file(news_site: NewsSite, tmp_path):
 
 @pytest.fixture
 def make_news_site():
-    _need_testdata()
     started: list[NewsSite] = []
 
     def make(n_articles: int = 500) -> NewsSite:

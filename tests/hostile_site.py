@@ -1,6 +1,6 @@
 """A hostile news site on 127.0.0.1, a bait server on 127.0.0.2, and a canary.
 
-`HostileSite` serves exact bytes (flows.siteserver) from routes a test adds:
+`HostileSite` serves exact bytes (tests/siteserver.py) from routes a test adds:
 good articles among traps (bombs, redirects, links to file: and to the bait).
 `BaitServer` (127.0.0.2, an address no source names) answers any connection
 with a page holding the canary and records every connection it accepts: a

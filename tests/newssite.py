@@ -1,20 +1,23 @@
-"""A realistic news site on loopback, built from real pages of the test data.
+"""A realistic news site on loopback, built from the test corpus (tests/data, our own pages).
 
-`start_news_site()` serves ~14 pages of shared/testdata/trafilatura-eval (their
-exact bytes, several not UTF-8) under `/news` + their original path, around
-them the things crawls meet on real sites: robots.txt, a sitemap index, a
-Google news sitemap, a plain sitemap, RSS and Atom, a homepage and section
-pages, gzip and chunked responses, repeated Set-Cookie headers, redirects
-(on-site and off-site), 404, 500, a PDF, a robots-forbidden page, a /video/
-page, a query-string listing and links to a second host (localhost:PORT2).
+`start_news_site()` serves 18 pages of tests/data (their exact bytes, 11 of
+them not plain UTF-8) under `/news` + their original path, with the
+Content-Type each page's evaldata entry gives, and around them the things
+crawls meet on real sites: robots.txt, a sitemap index, a Google news sitemap,
+a plain sitemap, RSS and Atom, a homepage and section pages, gzip and chunked
+responses, repeated Set-Cookie headers, redirects (on-site and off-site), 404,
+500, a PDF, a robots-forbidden page, a /video/ page, a query-string listing and
+links to a second host (localhost:PORT2).
 
-`start_news_site(n_articles=N)` builds a larger generated site (every usable
-test page reused under many paths, routes computed lazily so memory stays
-small) for benchmarks and longer crawls.
+`start_news_site(n_articles=N)` builds a larger generated site (every article
+of the corpus reused under many paths, routes computed lazily so memory stays
+small) for benchmarks and longer crawls; `pages=` gives it another page set
+(benchmarks pass the shared evaluation pages).
 
-The real pages keep their own relative links (publisher menus, tag pages), so a
-crawl that follows links out of articles meets several hundred 404s on this
-host, as it would after a site relaunch: count errors by `special` paths.
+The pages keep their publishers' own links (menus, tags, related stories):
+absolute ones point at their .example hosts (off-site), relative ones 404 on
+this host, as after a site relaunch, so a crawl that follows links out of
+articles meets dead links: count errors by `special` paths.
 
 Everything the site serves is in `NewsSite.routes` (path with query -> Route,
 the exact bytes sent), so tests can compare archives with what was sent.
@@ -25,9 +28,8 @@ from __future__ import annotations
 import gzip
 import html
 import json
-import os
 import re
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from email.utils import format_datetime
@@ -35,56 +37,49 @@ from pathlib import Path
 from urllib.parse import urlsplit
 from xml.sax.saxutils import escape as xml_escape
 
+from corpus import CorpusPage, load_corpus
 from siteserver import Route, SiteServer
 
 HTML_UTF8 = "text/html; charset=utf-8"
 
-
-def testdata_dir() -> Path:
-    """shared/testdata beside the checkout (/work/shared or ../shared in CI); NEWSARCHIVE_TESTDATA overrides."""
-    env = os.environ.get("NEWSARCHIVE_TESTDATA")
-    return Path(env) if env else Path(__file__).resolve().parents[2] / "shared" / "testdata"
-
-
-def eval_dir() -> Path:
-    return testdata_dir() / "trafilatura-eval"
-
-
-# The curated pages: evaldata key (original URL or file name), how the charset
-# is declared, and what the site does with the page. "header": charset only in
-# Content-Type; "meta": Content-Type without charset, the page's <meta> says it;
-# "both": both agree; "header-over-meta": the header is right, the page's meta
-# says UTF-8 and is wrong (the bytes are windows-1252).
-# baseline_misses: "without" passages that trafilatura itself keeps even on
-# correctly decoded input, so extraction tests compare against the baseline.
+# The curated pages: a corpus file name (a unique part of it), where the site
+# lists it besides links, and what the site does with it. How each page's
+# charset is declared (HTTP header, <meta>, both, a lying <meta>, a BOM,
+# nothing) is the page's own, from tests/data/evaldata.json.
 CURATED = [
-    # file prefix,                          charset,        declared,           feeds/sitemaps,            extras
-    ("0a12df42d1764095989ab078ee0f940b",    "utf-8",        "header",           ["news_sitemap", "rss"],   {"gzip": True}),
-    ("security.googleblog.com.protection",  "utf-8",        "header",           ["news_sitemap"],          {"chunked": True}),
-    ("kyffhaeuser-nachrichten.de-Regen",    "iso-8859-1",   "both",             ["news_sitemap"],          {}),
-    ("archive.org.he.xinhuanet.com",        "gb2312",       "header",           ["news_sitemap"],          {}),
-    ("badische-zeitung.de-Wohnungssuche",   "iso-8859-1",   "meta",             ["news_sitemap"],          {}),
-    ("Unijne fundusze",                     "windows-1250", "meta",             ["sitemap"],               {"baseline_misses": ["Dowiedz się więcej"]}),
-    ("_Ziemniaki",                          "iso-8859-2",   "header",           ["sitemap"],               {"baseline_misses": ["Agencja Gazeta"]}),
-    ("battery-news.de.ultium-cells",        "utf-8",        "header",           ["sitemap"],               {}),
-    ("0b96fc66e2c94f45a1b923ec9a31fcf2",    "iso-8859-1",   "header",           ["rss"],                   {}),
-    ("tierschutzpartei.de-wildvogelauffang", "windows-1252", "header-over-meta", ["rss"],                   {}),
-    ("auto-presse.de-minisuv",              "windows-1252", "meta",             ["rss"],                   {}),
-    ("hearya.com.metal",                    "utf-8",        "header",           ["atom"],                  {"redirect_from": "/news/top-story"}),
-    ("miamitodaynews.com-Transitway",       "utf-8",        "header",           ["atom"],                  {}),
-    ("www1.wdr.de-Correctiv-Recherche",     "utf-8",        "header",           [],                        {}),
-    ("lostiempos.com-juicio",               "utf-8",        "header",           [],                        {}),
+    # corpus file,                          feeds/sitemaps,            extras
+    ("en-nextjs-metroledger",               ["news_sitemap", "rss"],   {"gzip": True}),
+    ("en-liveblog-northfield",              ["news_sitemap"],          {"chunked": True}),
+    ("de-typo3-stadtanzeiger",              ["news_sitemap"],          {}),   # iso-8859-1, header and meta
+    ("zh-jiangnan-daily",                   ["news_sitemap"],          {}),   # gb2312, header only
+    ("de-contao-heimatverein",              ["news_sitemap"],          {}),   # iso-8859-1, meta only
+    ("pl-joomla-nadwislanska",              ["sitemap"],               {}),   # windows-1250, meta only
+    ("pl-wiesci-rolnicze",                  ["sitemap"],               {}),   # iso-8859-2, header only
+    ("de-drupal-kreisblatt",                ["sitemap"],               {}),
+    ("es-table-layout-heraldo",             ["rss"],                   {}),   # iso-8859-1, header only
+    ("de-tsv-rotbach",                      ["rss"],                   {}),   # windows-1252; its meta says utf-8
+    ("de-magazin-autowelt",                 ["rss"],                   {}),   # windows-1252, meta only
+    ("ru-bitrix-vesti-prirechya",           ["rss"],                   {}),   # windows-1251, header only
+    ("en-wordpress-harbour-ferries",        ["atom"],                  {"redirect_from": "/news/top-story"}),
+    ("fr-utf8-stray-cp1252",                ["atom"],                  {}),   # UTF-8 with windows-1252 includes
+    ("en-aspnet-eastmere-bom",              ["atom"],                  {}),   # a BOM; the header says iso-8859-1
+    ("en-ghost-civicdata-undeclared",       [],                        {}),   # UTF-8, declared nowhere
+    ("es-diariodelsur",                     [],                        {}),
+    ("fr-quotidien-national",               [],                        {}),
 ]
 
 SECTIONS = {
-    "world": ("World", ["archive.org.he.xinhuanet.com", "lostiempos.com-juicio", "miamitodaynews.com-Transitway", "Unijne fundusze", "_Ziemniaki"]),
-    "germany": ("Germany", ["badische-zeitung.de-Wohnungssuche", "kyffhaeuser-nachrichten.de-Regen", "www1.wdr.de-Correctiv-Recherche", "tierschutzpartei.de-wildvogelauffang", "0b96fc66e2c94f45a1b923ec9a31fcf2"]),
-    "business": ("Business", ["0a12df42d1764095989ab078ee0f940b", "battery-news.de.ultium-cells", "auto-presse.de-minisuv"]),
-    "tech": ("Technology", ["security.googleblog.com.protection", "hearya.com.metal"]),
+    "world": ("World", ["zh-jiangnan-daily", "es-table-layout-heraldo", "es-diariodelsur", "pl-joomla-nadwislanska",
+                        "pl-wiesci-rolnicze", "ru-bitrix-vesti-prirechya", "fr-quotidien-national"]),
+    "germany": ("Germany", ["de-typo3-stadtanzeiger", "de-contao-heimatverein", "de-drupal-kreisblatt", "de-tsv-rotbach",
+                            "de-magazin-autowelt"]),
+    "local": ("Local", ["en-nextjs-metroledger", "en-aspnet-eastmere-bom", "fr-utf8-stray-cp1252",
+                        "en-wordpress-harbour-ferries"]),
+    "live": ("Live", ["en-liveblog-northfield", "en-ghost-civicdata-undeclared"]),
 }
 
 # Used where a page has no date of its own (sitemaps, feeds need one).
-FALLBACK_DATE = "2021-03-15"
+FALLBACK_DATE = "2024-03-15"
 
 
 @dataclass
@@ -105,6 +100,12 @@ class NewsSite:
         query-string listing, 404, 500 and PDF download. A crawl may fetch (and try to
         extract) them; tests counting articles should expect exactly `articles`."""
         return [p for k, p in self.special.items() if k in ("query", "not_found", "server_error", "pdf", "pdf_download")]
+
+    @property
+    def listed(self) -> list[dict]:
+        """The articles in a feed or sitemap: a crawl of depth 1 reaches every one of them
+        (the others are linked only from section pages, one hop further)."""
+        return [a for a in self.articles if a["found_in"] != ["links"]]
 
     @property
     def offsite_base(self) -> str:
@@ -173,47 +174,27 @@ def _toml_value(value) -> str:
 
 # ---------------------------------------------------------------- test pages
 
-_file_cache: dict[str, bytes] = {}
-
-
-def load_evaldata() -> dict:
-    path = eval_dir() / "evaldata.json"
-    if not path.exists():
-        raise FileNotFoundError(f"test data not found at {path} (set NEWSARCHIVE_TESTDATA)")
-    return json.loads(path.read_text(encoding="utf-8"))
-
-
-def page_file_bytes(file: str) -> bytes:
-    if file not in _file_cache:
-        _file_cache[file] = (eval_dir() / "html" / file).read_bytes()
-    return _file_cache[file]
-
-
-def true_charset(body: bytes) -> str:
-    """The charset a page really is in: its <meta> charset if the bytes decode with it, else windows-1252."""
-    m = re.search(rb"<meta[^>]*charset=[\"']?([A-Za-z0-9_-]+)", body, re.I)
-    declared = m.group(1).decode("ascii").lower() if m else "utf-8"
-    try:
-        body.decode(declared)
-        return declared
-    except (UnicodeDecodeError, LookupError):
-        return "windows-1252"  # the pages that claim UTF-8 (or nothing) are windows-1252
-
-
 def _original_path(url: str) -> str:
-    """Path (with query) of the page's original URL; for Wayback captures, of the archived URL."""
-    m = re.match(r"https?://web\.archive\.org/web/\d+/(.*)", url)
-    parts = urlsplit(m.group(1) if m else url)
+    """Path (with query) of the page's original URL."""
+    parts = urlsplit(url)
     return parts.path + (f"?{parts.query}" if parts.query else "")
 
 
-def _meta_fields(v: dict) -> dict:
-    out = {}
+def _article(page: CorpusPage, path: str, base: str, **extra) -> dict:
+    """What the site knows of an article it serves (tests compare crawls with it)."""
+    art = {
+        "path": path, "url": base + path, "original_url": page.url, "file": page.file, "page": page,
+        "charset": page.charset, "declared": page.declared, "content_type": page.content_type,
+        "language": page.language, "with": list(page.with_), "without": list(page.without), **extra,
+    }
     for key in ("title", "author", "date"):
-        value = v.get(key)
-        if isinstance(value, str) and value.strip():
-            out[key] = value.strip()
-    return out
+        if getattr(page, key):
+            art[key] = getattr(page, key)
+    return art
+
+
+def corpus_articles() -> list[CorpusPage]:
+    return [p for p in load_corpus() if p.is_article]
 
 
 # ---------------------------------------------------------------- HTML chrome
@@ -264,7 +245,7 @@ def _rfc822(date: str) -> str:
 def _news_sitemap(entries: list[dict]) -> bytes:
     urls = "".join(
         f"""<url><loc>{xml_escape(a['url'])}</loc><news:news><news:publication><news:name>Testnews</news:name>"""
-        f"""<news:language>{a.get('language', 'de')}</news:language></news:publication>"""
+        f"""<news:language>{a.get('language', 'en')}</news:language></news:publication>"""
         f"""<news:publication_date>{_iso(a.get('date', FALLBACK_DATE))}</news:publication_date>"""
         f"""<news:title>{xml_escape(a.get('title', ''))}</news:title></news:news></url>\n""" for a in entries)
     return ('<?xml version="1.0" encoding="UTF-8"?>\n<urlset xmlns="http://www.sitemaps.org/schemas/sitemap/0.9" '
@@ -295,7 +276,7 @@ def _rss(base: str, entries: list[dict]) -> bytes:
 <title>Testnews</title>
 <link>{base}/</link>
 <description>Latest stories from Testnews</description>
-<language>de</language>
+<language>en</language>
 <atom:link href="{base}/rss.xml" rel="self" type="application/rss+xml"/>
 {items}</channel>
 </rss>
@@ -349,10 +330,6 @@ def minimal_pdf(text: str = "Testnews annual report 2020") -> bytes:
 
 # ---------------------------------------------------------------- the curated site
 
-def _content_type(charset: str, declared: str) -> str:
-    return "text/html" if declared == "meta" else f"text/html; charset={charset}"
-
-
 def _build_offsite(offsite: SiteServer, base: str) -> list[str]:
     """The other host: a few pages a crawl of the test site must never fetch."""
     obase = offsite.url("", host="localhost")
@@ -369,52 +346,44 @@ def _build_offsite(offsite: SiteServer, base: str) -> list[str]:
 
 def _build_curated(server: SiteServer, offsite: SiteServer) -> NewsSite:
     base = server.url("").rstrip("/")
-    evaldata = load_evaldata()
-    by_file = {v["file"]: (u, v) for u, v in evaldata.items()}
     routes: dict[str, Route] = server.routes
     offsite_urls = _build_offsite(offsite, base)
     articles: list[dict] = []
+    by_key: dict[str, dict] = {}
     special: dict[str, str] = {}
 
-    for prefix, charset, declared, found_in, extras in CURATED:
-        matches = [f for f in by_file if f.startswith(prefix)]
+    for key, found_in, extras in CURATED:
+        matches = [p for p in load_corpus() if key in p.file]
         if len(matches) != 1:
-            raise LookupError(f"test page {prefix!r} not found (once) in {eval_dir()}")
-        original_url, v = by_file[matches[0]]
-        path = "/news" + _original_path(original_url)
-        body = page_file_bytes(v["file"])
-        content_type = _content_type(charset, declared)
-        route = Route(body, headers=[("Content-Type", content_type), ("Cache-Control", "max-age=300")])
+            raise LookupError(f"corpus page {key!r} found {len(matches)} times in tests/data")
+        page = matches[0]
+        path = "/news" + _original_path(page.url)
+        route = Route(page.body, headers=[("Content-Type", page.content_type), ("Cache-Control", "max-age=300")])
         if extras.get("gzip"):
-            route.body = gzip.compress(body, mtime=0)
+            route.body = gzip.compress(page.body, mtime=0)
             route.headers += [("Content-Encoding", "gzip"), ("Vary", "Accept-Encoding")]
             special["gzip"] = path
         if extras.get("chunked"):
             route.chunked = True
             special["chunked"] = path
+        if path in routes:
+            raise ValueError(f"two corpus pages at {path}")
         routes[path] = route
-        art = {
-            "path": path, "url": base + path, "original_url": original_url, "file": v["file"],
-            "charset": charset, "declared": declared, "content_type": content_type,
-            "with": list(v.get("with", [])), "without": list(v.get("without", [])),
-            "baseline_misses": extras.get("baseline_misses", []),
-            "found_in": found_in + ["links"], "gzip": bool(extras.get("gzip")), "chunked": bool(extras.get("chunked")),
-            **_meta_fields(v),
-        }
+        art = _article(page, path, base, found_in=found_in + ["links"], gzip=bool(extras.get("gzip")),
+                       chunked=bool(extras.get("chunked")))
         if "redirect_from" in extras:
             art["redirect_from"] = extras["redirect_from"]
-        art["_prefix"] = prefix
         articles.append(art)
+        by_key[key] = art
 
-    by_prefix = {a.pop("_prefix"): a for a in articles}
-    top = by_prefix["hearya.com.metal"]
+    top = by_key["en-wordpress-harbour-ferries"]
 
     # the homepage: three Set-Cookie headers (consent, session, A/B bucket), as news sites send
     routes["/"] = _html_route(_page("Testnews: the latest", "\n".join([
         "<section class=\"top\"><h2>Top stories</h2>",
         _link_list([(top["redirect_from"], "Top story: " + top.get("title", "")),
-                    (by_prefix["0a12df42d1764095989ab078ee0f940b"]["path"], by_prefix["0a12df42d1764095989ab078ee0f940b"].get("title", "")),
-                    (by_prefix["security.googleblog.com.protection"]["url"], by_prefix["security.googleblog.com.protection"].get("title", "")),
+                    (by_key["en-nextjs-metroledger"]["path"], by_key["en-nextjs-metroledger"]["title"]),
+                    (by_key["en-liveblog-northfield"]["url"], by_key["en-liveblog-northfield"]["title"]),
                     ("/news/2021/01/deleted-story.html", "A story that was taken down"),
                     ("/news/2021/02/server-error.html", "Live: election results"),
                     ("/news/2021/03/annual-report.pdf", "Our annual report (PDF)"),
@@ -435,12 +404,13 @@ def _build_curated(server: SiteServer, offsite: SiteServer) -> NewsSite:
     special["cookies"] = "/"
 
     for slug, (name, prefixes) in SECTIONS.items():
-        items = [(by_prefix[p]["path"], by_prefix[p].get("title", by_prefix[p]["path"])) for p in prefixes]
+        items = [(by_key[p]["path"], by_key[p].get("title", by_key[p]["path"])) for p in prefixes]
         routes[f"/section/{slug}/"] = _html_route(_page(name, _link_list(items), base))
 
     # a listing with a query string; links to the two link-only articles again
     routes["/news/search?q=a&page=2"] = _html_route(_page("Search results for \u201ca\u201d, page 2", _link_list(
-        [(by_prefix[p]["path"], by_prefix[p].get("title", "")) for p in ("www1.wdr.de-Correctiv-Recherche", "lostiempos.com-juicio")]
+        [(by_key[p]["path"], by_key[p].get("title", "")) for p in ("en-ghost-civicdata-undeclared", "es-diariodelsur",
+                                                                   "fr-quotidien-national")]
         + [("/news/search?q=a&page=1", "\u2190 Previous page")]), base))
     special["query"] = "/news/search?q=a&page=2"
 
@@ -483,15 +453,15 @@ def _build_curated(server: SiteServer, offsite: SiteServer) -> NewsSite:
 class _LazyRoutes(Mapping):
     """path -> Route computed on access, so a site of 50,000 pages costs only its small page index."""
 
-    def __init__(self, fixed: dict[str, Route], pages: dict[str, tuple[str, str]]):
+    def __init__(self, fixed: dict[str, Route], pages: dict[str, CorpusPage]):
         self.fixed = fixed
-        self.pages = pages  # path -> (file, charset)
+        self.pages = pages  # path -> the page served there
 
     def __getitem__(self, path: str) -> Route:
         if path in self.fixed:
             return self.fixed[path]
-        file, charset = self.pages[path]
-        return Route(page_file_bytes(file), headers=[("Content-Type", f"text/html; charset={charset}")])
+        page = self.pages[path]
+        return Route(page.body, headers=[("Content-Type", page.content_type)])
 
     def __iter__(self):
         yield from self.fixed
@@ -502,28 +472,27 @@ class _LazyRoutes(Mapping):
 
 
 def _build_generated(server: SiteServer, offsite: SiteServer, n_articles: int, per_sitemap: int = 1000,
-                     per_listing: int = 100) -> NewsSite:
+                     per_listing: int = 100, pages: Sequence[CorpusPage] | None = None) -> NewsSite:
+    """`pages`: the article pages to reuse (default: the corpus's articles), anything with
+    CorpusPage's url, file, body, content_type, charset, declared, language, with_, without, title, author."""
     base = server.url("").rstrip("/")
-    evaldata = load_evaldata()
     offsite_urls = _build_offsite(offsite, base)
-    sources = sorted(evaldata.items(), key=lambda kv: kv[1]["file"])
+    sources = sorted(pages if pages is not None else corpus_articles(), key=lambda p: p.file)
     start = datetime(2021, 1, 1, tzinfo=timezone.utc)
-    articles, pages = [], {}
+    articles, served = [], {}
     # everything that depends only on the source page is computed once per file, not per copy
     per_file = []
-    for original_url, v in sources:
-        slug = re.sub(r"[^a-z0-9]+", "-", Path(v["file"]).stem.lower()).strip("-")[:50] or "story"
-        charset = true_charset(page_file_bytes(v["file"]))
-        per_file.append((slug, charset, {
-            "original_url": original_url, "file": v["file"], "charset": charset, "declared": "header",
-            "content_type": f"text/html; charset={charset}", "with": list(v.get("with", [])),
-            "without": list(v.get("without", [])), "baseline_misses": [], "found_in": ["news_sitemap", "links"],
-            **_meta_fields(v)}))
+    for page in sources:
+        slug = re.sub(r"[^a-z0-9]+", "-", Path(page.file).stem.lower()).strip("-")[:50] or "story"
+        common = _article(page, "", "", found_in=["news_sitemap", "links"])
+        del common["path"], common["url"]
+        common.pop("date", None)  # each copy gets a date of its own
+        per_file.append((slug, page, common))
     for i in range(n_articles):
-        slug, charset, common = per_file[i % len(per_file)]
+        slug, page, common = per_file[i % len(per_file)]
         day = (start + timedelta(hours=6 * i)).date().isoformat()
         path = f"/news/{day[:4]}/{day[5:7]}/{day[8:]}/{i:06d}-{slug}.html"
-        pages[path] = (common["file"], charset)
+        served[path] = page
         articles.append({"path": path, "url": base + path, **common, "date": day})
 
     fixed: dict[str, Route] = {}
@@ -546,21 +515,21 @@ def _build_generated(server: SiteServer, offsite: SiteServer, n_articles: int, p
             [(a["path"], a.get("title", a["path"])) for a in chunk] + nav), base))
     fixed["/"] = _html_route(_page("Testnews archive", _link_list(
         [(f"/archive/page/{n}/", f"Archive page {n}") for n in range(1, n_listings + 1)]), base))
-    routes = _LazyRoutes(fixed, pages)
+    routes = _LazyRoutes(fixed, served)
     server.routes = routes
     return NewsSite(server=server, offsite=offsite, base_url=base, routes=routes, articles=articles,
                     offsite_urls=offsite_urls)
 
 
-def start_news_site(n_articles: int | None = None) -> NewsSite:
-    """Start the curated test site (n_articles=None) or a generated one with n_articles pages; call .stop()."""
-    load_evaldata()  # fail early, with the path, when the test data is missing
+def start_news_site(n_articles: int | None = None, pages: Sequence[CorpusPage] | None = None) -> NewsSite:
+    """Start the curated test site (n_articles=None) or a generated one with n_articles pages
+    (reusing `pages`, default the corpus's articles); call .stop()."""
     server = SiteServer({}).start()
     offsite = SiteServer({}).start()
     try:
         if n_articles is None:
             return _build_curated(server, offsite)
-        return _build_generated(server, offsite, n_articles)
+        return _build_generated(server, offsite, n_articles, pages=pages)
     except BaseException:
         server.stop()
         offsite.stop()

@@ -5,7 +5,6 @@ from __future__ import annotations
 import gzip
 import io
 import json
-import os
 import subprocess
 import sys
 import time
@@ -88,7 +87,7 @@ def test_warcio_check_passes_on_every_file(crawl):
     for path in files:  # every gzip member complete (warcio check passes a file cut mid-record)
         with gzip.open(path) as fh:
             while fh.read(1 << 20):
-                pass
+                continue
     assert not list(crawl.spool.rglob("*.open")), "files left open after the crawl"
 
 
@@ -102,7 +101,7 @@ def test_each_file_starts_with_warcinfo_and_records_are_warc_1_1(crawl):
         assert info["robots"] == "obey"
         assert info["http-header-user-agent"].startswith("newsarchive/0.1 (+")
         assert info["format"] == "WARC File Format 1.1"
-        assert info["operator"]
+        assert info["operator"] == "newsarchive operator"  # the default: no NEWSARCHIVE_OPERATOR here
         assert all(rec.rec_headers.protocol == "WARC/1.1" for rec, _ in recs)
         assert warc.name.startswith("newsarchive-testsite-")
         assert warc.relative_to(crawl.spool).parts[:2] == ("warc", "testsite")
@@ -214,7 +213,8 @@ def test_crawl_stats_count_pages_errors_and_files(crawl):
     stats = crawl.stats
     assert stats["pages"] == len(crawl.site_requests)
     assert stats["status_counts"]["500"] == 1 and stats["status_counts"]["301"] == 1
-    assert stats["status_counts"]["404"] == 1 and stats["status_counts"]["200"] >= 8
+    # 200: robots.txt, /new (the redirect's target) and the 8 of FETCH that answer 200
+    assert stats["status_counts"] == {"200": 10, "301": 1, "404": 1, "500": 1}
     assert stats["bytes"] > len(ROUTES["/gz"].body)
     for key in stats["files"]:
         assert (crawl.spool / key).is_file(), key

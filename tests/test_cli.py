@@ -12,6 +12,7 @@ import sys
 
 import pytest
 
+from loopback import closed_port
 from test_cli_support import ROOT, assert_one_line_error, cli_env, run
 
 COMMANDS = ["crawl", "sources", "list", "get", "search", "serve", "pywb", "reindex", "reextract", "upload", "export",
@@ -127,19 +128,13 @@ def test_crawl_needs_names_or_all(news_sources_file, tmp_path, env):
                           "--all")
 
 
-def _closed_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def test_crawl_of_unreachable_site_fails_in_one_line(tmp_path, env):
-    port = _closed_port()
     sources = tmp_path / "sources.toml"
-    sources.write_text(f"[[source]]\nname = \"gone\"\nstart_urls = [\"http://127.0.0.1:{port}/\"]\n"
-                       f"delay = 0\n", encoding="utf-8")
-    result = run("crawl", "gone", "--sources", sources, "--archive", tmp_path / "archive", "--no-prefect",
-                 cwd=tmp_path, env=env, timeout=180)
+    with closed_port() as port:
+        sources.write_text(f"[[source]]\nname = \"gone\"\nstart_urls = [\"http://127.0.0.1:{port}/\"]\n"
+                           f"delay = 0\n", encoding="utf-8")
+        result = run("crawl", "gone", "--sources", sources, "--archive", tmp_path / "archive", "--no-prefect",
+                     cwd=tmp_path, env=env, timeout=300)
     line = assert_one_line_error(result, "gone", whole=False)
     assert result.returncode == 1
     assert "Traceback" not in result.stdout
@@ -178,9 +173,17 @@ def test_get_with_bad_time_is_one_line(tmp_path, env):
 def test_upload_with_empty_spool_says_so(tmp_path, env):
     archive = tmp_path / "archive"
     archive.mkdir()
+    spool = tmp_path / "spool"  # NEWSARCHIVE_SPOOL (cli_env): not made yet
     result = run("upload", "--archive", archive, cwd=tmp_path, env=env)
     assert result.returncode == 0, result.stderr
-    assert "Traceback" not in result.stderr
+    assert (result.stdout, result.stderr) == ("", f"nothing to upload: the spool {spool} does not exist\n")
+    assert not spool.exists() and list(archive.iterdir()) == []  # nothing created anywhere
+
+    spool.mkdir()  # there, but empty
+    result = run("upload", "--archive", archive, cwd=tmp_path, env=env)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout == f"uploaded 0 files from {spool} to {archive}\n" and result.stderr == ""
+    assert list(archive.iterdir()) == []
 
 
 def test_deploy_without_a_prefect_server_is_one_line(news_sources_file, tmp_path, env):

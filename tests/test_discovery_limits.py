@@ -1,8 +1,8 @@
 """Crawl limits and failures: max_pages, per-source politeness, errors counted by kind."""
 
-import socket
 from collections import Counter
 
+from loopback import closed_port
 from siteserver import Route, SiteServer
 from spiders.failures import error_kind
 from spiders.news import NewsSpider
@@ -15,13 +15,6 @@ def page(title: str, *links: str) -> Route:
     anchors = "".join(f'<a href="{h}">{h}</a> ' for h in links)
     return Route(f"<html><head><title>{title}</title></head><body><h1>{title}</h1>{anchors}</body></html>".encode(),
                  headers=HTML)
-
-
-def free_port() -> int:
-    """A loopback port with nothing listening on it."""
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def test_max_pages_stops_scheduling_and_counts_every_fetched_page(crawl):
@@ -45,7 +38,11 @@ def test_source_politeness_becomes_the_crawl_settings(crawl):
 
 
 def test_failures_are_counted_by_kind_and_the_crawl_goes_on(crawl):
-    dead = f"http://127.0.0.1:{free_port()}/"
+    with closed_port() as port:
+        _failures_are_counted_by_kind(crawl, f"http://127.0.0.1:{port}/")
+
+
+def _failures_are_counted_by_kind(crawl, dead: str):
     routes = {
         "/": page("Home", "/2024/01/01/fine", "/2024/01/02/boom", "/2024/01/03/gone", "/section/boom"),
         "/2024/01/01/fine": page("Fine"),

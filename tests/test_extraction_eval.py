@@ -1,8 +1,13 @@
-"""Extraction quality on 107 real pages (trafilatura's evaluation set).
+"""Extraction quality on the corpus of tests/data: 31 news articles and a section page, our own writing.
 
-A page passes when every "with" passage is in the clean text and no "without"
-passage is. These are trafilatura's own tuning pages, so the thresholds catch
-regressions; they are the scores we measured, not a claim of quality.
+An article passes when every "with" passage is in the clean text and no
+"without" passage (cookie banners, related stories, comments, footers...) is.
+The pages imitate real CMS output, so trafilatura misses some boilerplate
+here as it does on the web: the thresholds are the scores we measured, less
+a few passages of slack, so they catch regressions; they are not a claim of
+quality. The same measurement on 107 real pages is a benchmark
+(benchmarks/eval_extraction.py), not a test: those pages are not ours to
+put in the repository.
 """
 
 from __future__ import annotations
@@ -13,78 +18,93 @@ import pytest
 
 from spiders.extraction import _normalise_space
 
-# Measured: 75/107 pages fully pass (trafilatura alone on the same strings: 75);
-# 303/320 "with" passages found; 294/325 "without" passages absent.
-MIN_PAGES_PASSING = 0.69
-MIN_WITH_FOUND = 0.94
-MIN_WITHOUT_ABSENT = 0.90
+# Measured with trafilatura 2.3.1 (constraints.txt), per mode (fixtures_extraction.MODES):
+# articles passing everything, "with" passages found, "without" passages absent, of 31 / 121 / 146.
+MEASURED = {
+    "served": {"pages": 20, "with": 119, "without": 127},
+    "bare": {"pages": 20, "with": 115, "without": 129},  # the iso-8859-2 page is misread bare: see test_extraction_charsets
+}
+SLACK = {"pages": 2, "with": 3, "without": 5}  # what an extractor upgrade may move without it being a regression
 
-MOJIBAKE = re.compile("Ã[\u0080-\u00bf]|Å[\u0080-\u00bf]|â€|Ä[\u0080-\u00bf]")
+MOJIBAKE = re.compile("Ã[\u0080-\u00bf]|Å[\u0080-\u00bf]|â€|Ä[\u0080-\u00bf]|Ð[\u0080-\u00bf]|Ñ[\u0080-\u00bf]")
 
 
-def _score(pages, texts):
-    passing, found, absent, failures = 0, 0, 0, []
+def _articles(pages):
+    return [p for p in pages if p.is_article]
+
+
+def _score(pages, extracts):
+    passing, found, absent = 0, 0, 0
     for page in pages:
-        text = texts[page.url]
+        text = extracts[page.url][0]
         missing = [p for p in page.with_ if _normalise_space(p) not in text]
         leaked = [p for p in page.without if _normalise_space(p) in text]
         found += len(page.with_) - len(missing)
         absent += len(page.without) - len(leaked)
-        if missing or leaked:
-            failures.append((page.file, missing[:1], leaked[:1]))
-        else:
-            passing += 1
-    return passing, found, absent, failures
+        passing += not missing and not leaked
+    return {"pages": passing, "with": found, "without": absent}
 
 
-@pytest.mark.parametrize("mode", ["header", "no-header"])
-def test_eval_pages_pass_at_measured_rate(eval_pages, eval_texts, mode):
-    passing, found, absent, failures = _score(eval_pages, eval_texts[mode])
-    n_with = sum(len(p.with_) for p in eval_pages)
-    n_without = sum(len(p.without) for p in eval_pages)
-    report = f"{passing}/{len(eval_pages)} pages, {found}/{n_with} with, {absent}/{n_without} without"
-    assert passing / len(eval_pages) >= MIN_PAGES_PASSING, report
-    assert found / n_with >= MIN_WITH_FOUND, report
-    assert absent / n_without >= MIN_WITHOUT_ABSENT, report
+def test_the_corpus_has_what_the_thresholds_count(corpus_pages):
+    articles = _articles(corpus_pages)
+    assert len(articles) == 31
+    assert sum(len(p.with_) for p in articles) == 121 and sum(len(p.without) for p in articles) == 146
+    assert all(p.with_ and p.without for p in articles)  # every article can pass and can fail
 
 
-def test_charset_header_does_not_change_the_text(eval_pages, eval_texts):
-    # The page's own <meta> and the header agree here, so the text must too.
-    differ = [p.file for p in eval_pages if eval_texts["header"][p.url] != eval_texts["no-header"][p.url]]
-    assert differ == []
+@pytest.mark.parametrize("mode", ["served", "bare"])
+def test_articles_pass_at_the_measured_rate(corpus_pages, corpus_extracts, mode):
+    score = _score(_articles(corpus_pages), corpus_extracts[mode])
+    floor = {k: MEASURED[mode][k] - SLACK[k] for k in SLACK}
+    assert all(score[k] >= floor[k] for k in floor), f"measured {score}, at least {floor} expected"
 
 
-def test_every_non_utf8_page_decodes_cleanly(eval_pages, eval_texts):
-    legacy = [p for p in eval_pages if not p.utf8]
-    assert len(legacy) == 27  # the README's count: the set still has its hard cases
-    for mode, texts in eval_texts.items():
-        for page in legacy:
-            text = texts[page.url]
-            assert not text.startswith("ERROR"), (mode, page.file, text)
+def test_every_article_is_extracted(corpus_pages, corpus_extracts):
+    errors = {p.file: corpus_extracts["served"][p.url][0] for p in _articles(corpus_pages)
+              if corpus_extracts["served"][p.url][0].startswith("ERROR")}
+    assert errors == {}
+
+
+def test_a_section_page_brings_none_of_its_boilerplate(corpus_pages, corpus_extracts):
+    listings = [p for p in corpus_pages if p.kind == "listing"]
+    assert listings
+    for page in listings:
+        text = corpus_extracts["served"][page.url][0]
+        assert [b for b in page.without if _normalise_space(b) in text] == [], page.file
+
+
+def test_the_header_changes_the_text_only_where_detection_fails(corpus_pages, corpus_extracts):
+    # Without the HTTP charset, pages that name theirs in <meta> or a BOM (or need
+    # none) must come out the same; of the header-only ones, detection gets all but one right.
+    differ = sorted(p.file for p in corpus_pages
+                    if corpus_extracts["served"][p.url][0] != corpus_extracts["bare"][p.url][0])
+    assert differ == ["pl-wiesci-rolnicze-iso88592-header.html"]
+
+
+def test_no_replacement_characters_or_mojibake_in_any_text(corpus_pages, corpus_extracts):
+    for mode, extracts in corpus_extracts.items():
+        for page in corpus_pages:
+            if mode == "bare" and page.file == "pl-wiesci-rolnicze-iso88592-header.html":
+                continue  # read as windows-1252 without its header (test_extraction_charsets)
+            text = extracts[page.url][0]
             assert "\ufffd" not in text, (mode, page.file)
             assert not MOJIBAKE.search(text), (mode, page.file, MOJIBAKE.search(text).group())
 
 
-def test_non_ascii_passages_of_legacy_pages_survive_decoding(eval_pages, eval_texts):
-    # Passages with umlauts, Polish letters, etc. prove the bytes became the right characters.
-    # Measured: 40 of the 42 such passages (the other 2 are lost by extraction, not decoding).
-    found, total = 0, 0
-    for page in eval_pages:
-        if page.utf8:
-            continue
-        text = eval_texts["no-header"][page.url]
-        for passage in page.with_:
-            if not passage.isascii():
-                total += 1
-                found += _normalise_space(passage) in text
-    assert total == 42 and found >= 40, (found, total)
+def test_non_ascii_passages_of_legacy_pages_survive_decoding(corpus_pages, corpus_extracts):
+    # Umlauts, Polish and Cyrillic letters, Chinese: the bytes became the right characters, through
+    # decoding and extraction. Measured: all 53 such passages of the 16 legacy-charset pages.
+    legacy = [p for p in corpus_pages if p.legacy]
+    assert len(legacy) == 16
+    passages = [(page, passage) for page in legacy for passage in page.with_ if not passage.isascii()]
+    found = [(page.file, passage) for page, passage in passages
+             if _normalise_space(passage) in corpus_extracts["served"][page.url][0]]
+    assert len(passages) == 53 and len(found) >= 51, sorted(set(passages) - set(found))
 
 
-def test_all_texts_have_the_plain_text_form(eval_pages, eval_texts):
-    for page in eval_pages:
-        text = eval_texts["header"][page.url]
-        if text.startswith("ERROR"):
-            continue
+def test_all_texts_have_the_plain_text_form(corpus_pages, corpus_extracts):
+    for page in corpus_pages:
+        text = corpus_extracts["served"][page.url][0]
         head, _, body = text.partition("\n\n")
         assert page.url == head.splitlines()[-1], page.file
         assert body.endswith("\n") and not body.endswith("\n\n"), page.file
@@ -93,12 +113,17 @@ def test_all_texts_have_the_plain_text_form(eval_pages, eval_texts):
             assert para and para == para.strip() and "  " not in para and "\n" not in para, (page.file, para)
 
 
-def test_byline_dates_match_the_evaluation_set(eval_pages, eval_texts):
-    # Measured: 68 of the 74 pages with an expected date (trafilatura's own date: 67).
-    dated = [p for p in eval_pages if p.date]
-    right = 0
-    for page in dated:
-        byline = eval_texts["header"][page.url].split("\n")[1]
-        m = re.search(r"(?:^| · )date (\d{4}-\d{2}-\d{2})$", byline)
-        right += bool(m) and m.group(1) == page.date
-    assert len(dated) == 74 and right >= 68, right
+def test_metadata_matches_what_the_pages_say(corpus_pages, corpus_extracts):
+    # Measured: 28 titles, 28 authors, 30 dates right of 31 (trafilatura takes a table
+    # site's <title> prefix, a CMS's "Redaktion" meta author, a copyright year as the date).
+    articles = _articles(corpus_pages)
+    metas = [(p, corpus_extracts["served"][p.url][1]) for p in articles]
+    titles = [p.file for p, m in metas if m["title"] == p.title]
+    authors = [p.file for p, m in metas if p.author in (m["author"] or "")]
+    dates = [p.file for p, m in metas if m["date"] == p.date]
+    assert len(titles) >= 27 and len(authors) >= 27 and len(dates) >= 29, (len(titles), len(authors), len(dates))
+    assert all(p.title and p.author and re.fullmatch(r"\d{4}-\d\d-\d\d", p.date) for p in articles)
+    bylines = {p.file: corpus_extracts["served"][p.url][0].split("\n")[1] for p in articles}
+    for file in dates:
+        page = next(p for p in articles if p.file == file)
+        assert bylines[file].endswith(f"date {page.date}"), (file, bylines[file])  # the header line says it too

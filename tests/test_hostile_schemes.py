@@ -4,7 +4,7 @@ from (links, robots.txt Sitemap: lines, sitemap and feed entries), are refused a
 from siteserver import Route
 
 from fixtures_hostile import check_archive
-from hostile_site import HTML, XML, page
+from hostile_site import XML, page
 
 
 def test_links_sitemaps_and_feeds_to_other_schemes_are_refused_and_counted(hostile_site, hostile_crawl):

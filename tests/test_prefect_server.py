@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import re
 import subprocess
+import threading
 import time
 from pathlib import Path
 
@@ -37,7 +38,8 @@ def _wait_final(server, flow_run_id: str, timeout: float = 420):
 
 
 def test_deploy_worker_and_a_triggered_run_archive_the_crawl(prefect_server, news_site, tmp_path):
-    sources = news_site.write_sources(tmp_path, schedule="0 4 * * *")
+    # depth 0: with max_pages=10 the feeds' articles, not homepage links, fill the pages left
+    sources = news_site.write_sources(tmp_path, schedule="0 4 * * *", depth=0)
     env = {**prefect_server.env, "NEWSARCHIVE_SPOOL": str(tmp_path / "spool"),
            "PREFECT_WORKER_QUERY_SECONDS": "2"}
 
@@ -88,10 +90,12 @@ def test_deploy_worker_and_a_triggered_run_archive_the_crawl(prefect_server, new
 #
 #   newsarchive deploy --sources S --archive A --pool P
 #   newsarchive worker --pool P --name w1 --limit 1     (and w2)
-#   prefect deployment run 'crawl-source/testnews-a'   (and testnews-b, broken)
+#   prefect deployment run 'crawl-source/gated-a'      (and gated-b, testnews-a, broken)
 #
-# Two sources of the same loopback site (a small per-page delay, so each run
-# lasts a few seconds) and a broken one (a closed port on 127.0.0.1).
+# Sources of the same loopback site: testnews-a (a small per-page delay, so a run
+# lasts a few seconds and two runs of it would overlap if nothing stopped them);
+# gated-a and gated-b, which start at a page where each waits for the other; and a
+# broken one (a port on 127.0.0.1 held bound, nothing listening).
 
 SCALE_POOL = "newsarchive-scale"
 WORKERS = ("w1", "w2")
@@ -142,17 +146,57 @@ def _worker_logs(server) -> str:
     return "\n".join(f"--- {w}.log\n{server.log(f'{w}.log')[-3000:]}" for w in WORKERS)
 
 
+class Meeting:
+    """A loopback page where two crawls meet: the first request for /NAME waits until the other
+    name's request has come too (or a generous bound passes), and notes which happened. Two runs
+    that both got past it ran at the same time, whatever the machine's speed: no timestamps needed."""
+
+    def __init__(self, names: tuple[str, str], bound: float = 300):
+        self.arrived = {n: threading.Event() for n in names}
+        self.met: dict[str, bool] = {}
+        self.bound = bound
+
+    def route(self, path: str, server):
+        from siteserver import Route
+
+        if path == "/robots.txt":
+            return Route(b"User-agent: *\nAllow: /\n", headers=[("Content-Type", "text/plain")])
+        name = path.strip("/")
+        if name not in self.arrived:
+            return None
+        self.arrived[name].set()
+        other = next(n for n in self.arrived if n != name)
+        partner_came = self.arrived[other].wait(self.bound)
+        self.met.setdefault(name, partner_came)  # a retried request does not change the first answer
+        return Route(b"<html><body><p>Both crawls are here.</p></body></html>",
+                     headers=[("Content-Type", "text/html; charset=utf-8")])
+
+
+GATED = ("gated-a", "gated-b")
+
+
 @pytest.fixture(scope="module")
 def two_workers(prefect_server, news_site, tmp_path_factory):
-    """Three sources deployed on SCALE_POOL and two workers (`--limit 1`) polling it."""
-    from fixtures_prefect import free_port
+    """Five sources deployed on SCALE_POOL and two workers (`--limit 1`) polling it."""
+    from siteserver import SiteServer
+    from loopback import closed_port
 
+    meeting = Meeting(GATED)
+    with closed_port() as dead, SiteServer(meeting.route) as gate:  # the broken source's port stays unused
+        yield from _two_workers(prefect_server, news_site, tmp_path_factory, dead, gate, meeting)
+
+
+def _two_workers(prefect_server, news_site, tmp_path_factory, dead_port: int, gate, meeting: Meeting):
     tmp = tmp_path_factory.mktemp("scale")
-    small = {"depth": 1, "max_pages": 8, "delay": 0.8}
+    # depth 0: 8 pages are the feeds, sitemaps, homepage and at least two articles (a cap on
+    # pages applies as requests are scheduled; homepage links could otherwise take every slot)
+    small = {"depth": 0, "max_pages": 8, "delay": 0.8}
+    # the gated sources start at the meeting page (one more page: 10, so articles still come)
+    gated = [news_site.sources_toml(name, depth=0, max_pages=10, delay=0.1,
+                                    start_urls=[gate.url(f"/{name}"), news_site.url("/")]) for name in GATED]
     sources = tmp / "sources.toml"
-    sources.write_text(news_site.sources_toml("testnews-a", **small) + "\n"
-                       + news_site.sources_toml("testnews-b", **small)
-                       + f'\n[[source]]\nname = "broken"\nstart_urls = ["http://127.0.0.1:{free_port()}/"]\n'
+    sources.write_text(news_site.sources_toml("testnews-a", **small) + "\n" + "\n".join(gated)
+                       + f'\n[[source]]\nname = "broken"\nstart_urls = ["http://127.0.0.1:{dead_port}/"]\n'
                        + "delay = 0\nmax_pages = 8\n", encoding="utf-8")
     archive = tmp / "archive"
     env = {**prefect_server.env, "PREFECT_WORKER_QUERY_SECONDS": "2", "NEWSARCHIVE_SPOOL": str(tmp / "spool")}
@@ -165,12 +209,12 @@ def two_workers(prefect_server, news_site, tmp_path_factory):
                                      "--limit", "1"], f"{w}.log", env=env)
                for w in WORKERS]
     try:
-        deadline = time.monotonic() + 120  # both polling before anything is triggered
+        deadline = time.monotonic() + 300  # both polling before anything is triggered (a generous bound)
         while not set(WORKERS) <= _worker_names(prefect_server, SCALE_POOL):
             assert time.monotonic() < deadline, _worker_logs(prefect_server)
             assert all(p.poll() is None for p in workers), _worker_logs(prefect_server)
             time.sleep(1)
-        yield {"env": env, "archive": archive, "deployed": deployed, "workers": workers}
+        yield {"env": env, "archive": archive, "deployed": deployed, "workers": workers, "meeting": meeting}
     finally:
         prefect_server.stop(workers)
 
@@ -178,7 +222,8 @@ def two_workers(prefect_server, news_site, tmp_path_factory):
 def test_deploy_prints_what_it_created_and_what_to_do_next(two_workers):
     out, err = two_workers["deployed"].stdout, two_workers["deployed"].stderr
     assert f"work pool '{SCALE_POOL}' (process): created" in out
-    for name in ("crawl-all/all", "crawl-source/testnews-a", "crawl-source/testnews-b", "crawl-source/broken"):
+    for name in ("crawl-all/all", "crawl-source/testnews-a", "crawl-source/gated-a", "crawl-source/gated-b",
+                 "crawl-source/broken"):
         assert re.search(rf"^  {re.escape(name)}\s+\S", out, re.M), out
     assert re.search(r"^  crawl-all/all\s+30 3 \* \* \* \(UTC\)$", out, re.M), out
     assert "crawl-source-testnews-a" in out and "crawl-source-broken" in out
@@ -197,15 +242,16 @@ def test_newsarchive_worker_passes_name_and_limit_to_the_prefect_worker(two_work
 
 
 def test_two_workers_crawl_two_sources_at_once(prefect_server, two_workers):
-    ids = _trigger(two_workers["env"], "crawl-source/testnews-a", "crawl-source/testnews-b")
+    ids = _trigger(two_workers["env"], "crawl-source/gated-a", "crawl-source/gated-b")
     a, b = (_wait_final(prefect_server, i) for i in ids)
     for run in (a, b):
         assert run.state.type.value == "COMPLETED", f"{run.name}: {run.state.message}\n{_worker_logs(prefect_server)}"
-    # each on its own worker, at the same time
+    # each on its own worker, at the same time: each crawl waited at the meeting page for the other
     assert {a.labels.get("prefect.worker.name"), b.labels.get("prefect.worker.name")} == set(WORKERS)
+    assert two_workers["meeting"].met == {"gated-a": True, "gated-b": True}, _worker_logs(prefect_server)
     assert _overlap(a, b), (a.start_time, a.end_time, b.start_time, b.end_time)
     archive = two_workers["archive"]
-    for source in ("testnews-a", "testnews-b"):
+    for source in GATED:
         assert sorted((archive / "warc" / source).rglob("*.warc.gz")), source
         assert sorted((archive / "articles" / source).rglob("*.txt")), source
 

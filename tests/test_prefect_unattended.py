@@ -20,7 +20,8 @@ from pathlib import Path
 
 import pytest
 
-from fixtures_prefect import REPO, VENV_BIN, free_port, read_artifacts
+from fixtures_prefect import REPO, VENV_BIN, read_artifacts
+from loopback import closed_port
 from proctree import TAG_VAR, alive, children, cmdline, descendants, kill_tagged, wait_gone
 from test_cli_support import assert_one_line_error, cli_env
 
@@ -181,13 +182,13 @@ def tagged_env(tmp_path):
 
 @pytest.mark.parametrize("command", ["deploy", "worker", "crawl"])
 def test_with_the_server_down_each_command_is_one_line_naming_it(news_site, tmp_path, command):
-    url = f"http://127.0.0.1:{free_port()}/api"  # nothing listens there
-    env = cli_env(tmp_path, PREFECT_API_URL=url)
     sources = news_site.write_sources(tmp_path)
     args = {"deploy": ["deploy", "--sources", sources, "--archive", tmp_path / "a"],
             "worker": ["worker", "--name", "w1", "--limit", "1"],
             "crawl": ["crawl", "testnews", "--sources", sources, "--archive", tmp_path / "a"]}[command]
-    result = newsarchive(*args, env=env, timeout=120, cwd=tmp_path)
+    with closed_port() as port:  # held bound, so nothing listens there for the whole command
+        url = f"http://127.0.0.1:{port}/api"
+        result = newsarchive(*args, env=cli_env(tmp_path, PREFECT_API_URL=url), timeout=120, cwd=tmp_path)
     line = assert_one_line_error(result, url)
     assert "does not answer" in line and "prefect server start" in line
     assert "unexpected error" not in line

@@ -41,7 +41,7 @@ def fetch(url, headers=None, method="GET"):
     """(status, headers, body) without following redirects or decoding anything."""
     req = urllib.request.Request(url, headers=headers or {}, method=method)
     try:
-        with OPENER.open(req, timeout=10) as resp:
+        with OPENER.open(req, timeout=60) as resp:
             return resp.status, resp.headers, resp.read()
     except urllib.error.HTTPError as err:
         return err.code, err.headers, err.read()

@@ -12,17 +12,24 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 
 # Start a pool, run a job in every worker so all are alive, print the pids of
-# the pool's processes (forkserver and workers), then wait to be killed.
+# the pool's processes (forkserver and workers), then wait to be killed. The
+# jobs meet: each waits until both workers have one (a folder of pid files), so
+# both workers are surely running, however the machine schedules them.
 CALLER = """
-import os, sys
+import os, sys, time
+from pathlib import Path
 from spiders.workerpool import extraction_pool
 
-def pid(_):
-    import time; time.sleep(0.2); return os.getpid()
+def pid(meeting):
+    Path(meeting, str(os.getpid())).touch()
+    deadline = time.monotonic() + 120  # a bound on waiting, not a speed target
+    while len(os.listdir(meeting)) < 2 and time.monotonic() < deadline:
+        time.sleep(0.05)
+    return os.getpid()
 
 if __name__ == "__main__":
     pool = extraction_pool(2)
-    workers = set(pool.map(pid, range(8)))
+    workers = set(pool.map(pid, [sys.argv[1]] * 2))
     print(" ".join(map(str, sorted(workers))), flush=True)
     sys.stdin.read()
 """
@@ -51,16 +58,18 @@ def alive(pid: int) -> bool:
 def test_sigkilled_caller_leaves_no_extraction_processes(tmp_path):
     script = tmp_path / "caller.py"
     script.write_text(CALLER)
-    caller = subprocess.Popen([sys.executable, str(script)], cwd=ROOT, stdin=subprocess.PIPE,
+    meeting = tmp_path / "meeting"
+    meeting.mkdir()
+    caller = subprocess.Popen([sys.executable, str(script), str(meeting)], cwd=ROOT, stdin=subprocess.PIPE,
                               stdout=subprocess.PIPE, text=True, env={**os.environ, "PYTHONPATH": str(ROOT)})
     try:
         workers = {int(p) for p in caller.stdout.readline().split()}
         forkservers = children_of(caller.pid)
-        assert workers and forkservers, "the pool did not start"
+        assert len(workers) == 2 and forkservers, "the pool did not start both workers"
         assert all(alive(p) for p in workers | forkservers)
         caller.send_signal(signal.SIGKILL)
         caller.wait()
-        deadline = time.monotonic() + 30  # a bound on waiting, not a speed target
+        deadline = time.monotonic() + 120  # a bound on waiting, not a speed target
         while any(alive(p) for p in workers | forkservers) and time.monotonic() < deadline:
             time.sleep(0.1)
         left = [p for p in workers | forkservers if alive(p)]
