@@ -18,7 +18,7 @@ export PREFECT_SERVER_ANALYTICS_ENABLED ?= false
 export DO_NOT_TRACK ?= 1
 export PREFECT_HOME ?= $(CURDIR)/.prefect
 
-.PHONY: all setup demo test bench clean lock system-packages browser-packages
+.PHONY: all setup demo test test-under-load bench clean lock system-packages browser-packages
 
 all: test
 
@@ -91,6 +91,14 @@ demo: $(STAMP)
 test: $(STAMP) $(PYWB)/.installed $(NODE)
 	NEWSARCHIVE_PYWB=$(CURDIR)/$(PYWB)/bin NEWSARCHIVE_NODE_MODULES=$(CURDIR)/node_modules \
 	  $(BIN)/pytest $(PYTEST_ARGS)
+
+# The suite's reliability check: the full suite LOAD_RUNS times in a row while
+# stress-ng keeps every core busy (DEVELOPERS.md); stops at the first failure.
+LOAD_RUNS ?= 3
+test-under-load: $(STAMP) $(PYWB)/.installed $(NODE)
+	@command -v stress-ng >/dev/null || { echo "installing stress-ng with apt-get"; \
+	  apt-get update -qq && apt-get install -y -qq stress-ng; }
+	bash .ci/under-load $(LOAD_RUNS)
 
 bench: $(STAMP)
 	$(BIN)/python benchmarks/run.py

@@ -28,7 +28,7 @@ from urllib.parse import urljoin
 
 from lxml import etree
 
-from spiders.decoding import DecodedTooLarge, DecodeError, decoded_chunks
+from storage.contentcoding import DecodedTooLarge, DecodeError, decoded_chunks
 from storage.errors import PageError
 
 __all__ = ["Entry", "FeedError", "XmlIndexReader", "parse_xml_index", "parse_feed", "parse_sitemap", "sniff_kind"]

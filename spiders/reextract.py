@@ -4,7 +4,7 @@ Response records stream out of the WARC, HTML 2xx ones go to a process pool
 in small chunks with a bounded number in flight, so memory stays flat however
 big the WARC is. Results come back in WARC order.
 
-Payloads are decoded here as the crawl decodes them (spiders.decoding: gzip,
+Payloads are decoded here as the crawl decodes them (storage.contentcoding: gzip,
 deflate, br, zstd, nested, bounded) and under the crawl's parse limits: a
 compression bomb or a huge page that the crawl archived but did not read is
 not read here either (an error result, `too-large` or `decompression-limit`).
@@ -26,7 +26,7 @@ from warcio.archiveiterator import ArchiveIterator
 from warcio.bufferedreaders import ChunkedDataReader
 from warcio.exceptions import ArchiveLoadFailed
 
-from spiders.decoding import DecodedTooLarge, DecodeError, decode, split_codings
+from storage.contentcoding import DecodedTooLarge, DecodeError, decode, split_codings
 from spiders.extraction import Article, ExtractionError, extract_article
 from spiders.limits import DEFAULT_MAX_BODY_BYTES, ParseLimits
 from spiders.warcfiles import warc_date_to_datetime

@@ -28,10 +28,15 @@ from storage import cdxj, layout, urls
 from storage.backends import ObjectNotFoundError, open_backend
 from storage.capture import Capture
 from storage.catalog import Catalog, SyncReport, default_path
+from storage.contentcoding import DecodedTooLarge, DecodeError, decode, split_codings
 from storage.errors import BadInput, NewsarchiveError, NotFound, StorageError
 from storage.times import parse_time, timestamp_datetime
 
 DEFAULT_LOCATION = "./archive"
+# A stored payload is the bytes a site sent, compressed as it sent them: a hostile page's
+# few hundred KB of gzip may decode to gigabytes. Reading decodes at most this much, the
+# limit the crawl itself decoded to (the same variables, the same 50 MB default).
+DEFAULT_MAX_DECODED_BYTES = 50 * 1024 * 1024
 FORMS = ("text", "json", "html", "raw", "warc")
 
 
@@ -197,15 +202,8 @@ class Archive:
             raise StorageError(f"record {capture.warc}@{capture.offset} has no HTTP response")
         headers = list(rec.http_headers.headers)
         status = rec.http_headers.statusline
-        chunked = (rec.http_headers.get_header("Transfer-Encoding") or "").lower().strip() == "chunked"
         raw = self._payload_record(capture, rec).raw_stream.read()
-        body = raw
-        if chunked:
-            try:
-                body = ChunkedDataReader(io.BytesIO(raw), raise_exceptions=True).read()
-            except Exception:
-                body = raw  # not really chunked: keep the bytes as they were
-        return status, headers, raw, body
+        return status, headers, raw, _dechunked(raw) if _is_chunked(rec.http_headers) else raw
 
     def payload(self, capture: Capture, *, decoded: bool = False) -> bytes:
         """The HTTP payload: as stored, or (``decoded``) with chunking and
@@ -214,11 +212,19 @@ class Archive:
         rec = self._payload_record(capture, self._record_of(capture))
         if not decoded:
             return rec.raw_stream.read()
+        headers = rec.http_headers
+        raw = rec.raw_stream.read()
+        body = _dechunked(raw) if _is_chunked(headers) else raw
+        codings = [v for n, v in headers.headers if n.lower() == "content-encoding"] if headers else []
+        to_decode, _ = split_codings(codings)  # every Content-Encoding line: a repeated header counts
+        where = f"{capture.url} at {capture.warc}@{capture.offset}"
         try:
-            return rec.content_stream().read()
-        except Exception as exc:
-            raise StorageError(f"cannot decode payload of {capture.url} at "
-                               f"{capture.warc}@{capture.offset}: {exc}") from None
+            return decode(body, to_decode, max_decoded_bytes())
+        except DecodedTooLarge as exc:
+            raise StorageError(f"payload of {where} {exc.args[0]} (NEWSARCHIVE_MAX_DECODED_BYTES); "
+                               f"--as raw gives it as stored") from None
+        except DecodeError as exc:
+            raise StorageError(f"cannot decode payload of {where}: {exc}") from None
 
     def _text_capture(self, capture: Capture) -> Capture:
         """The capture whose text stands for ``capture``: a revisit's original
@@ -297,3 +303,24 @@ def open_archive(location: str | os.PathLike | None = None, **options) -> Archiv
 
 
 __all__ = ["Archive", "open_archive", "default_location", "is_folder_archive", "NewsarchiveError", "NotFound"]
+
+
+def max_decoded_bytes() -> int:
+    """NEWSARCHIVE_MAX_DECODED_BYTES, else NEWSARCHIVE_MAX_BODY_BYTES, else 50 MB (as the crawl reads them)."""
+    for name in ("NEWSARCHIVE_MAX_DECODED_BYTES", "NEWSARCHIVE_MAX_BODY_BYTES"):
+        value = os.environ.get(name, "").strip()
+        if value.isdigit() and int(value) > 0:
+            return int(value)
+    return DEFAULT_MAX_DECODED_BYTES
+
+
+def _is_chunked(headers) -> bool:
+    return headers is not None and (headers.get_header("Transfer-Encoding") or "").lower().strip() == "chunked"
+
+
+def _dechunked(raw: bytes) -> bytes:
+    """`raw` without its chunked transfer-coding; as it was if it is not really chunked."""
+    try:
+        return ChunkedDataReader(io.BytesIO(raw), raise_exceptions=True).read()
+    except Exception:
+        return raw

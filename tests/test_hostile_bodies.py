@@ -7,6 +7,7 @@ from __future__ import annotations
 import functools
 import gzip
 import re
+import shutil
 import zlib
 
 import brotli
@@ -17,6 +18,7 @@ from storage.recovery import SpoolLock, recover_spool
 
 from fixtures_hostile import check_archive, hostile_crawl_run
 from hostile_site import HTML, XML, article_html, page
+from test_cli_support import assert_one_line_error, cli_env, run as run_cli
 
 try:
     from compression import zstd
@@ -114,6 +116,24 @@ def test_compression_bombs_are_archived_as_received_and_never_decoded_in_full(ho
         assert results[site.url(path)].error.startswith("decompression-limit: decodes to more than"), path
     for i in range(5):
         assert results[site.url(f"/news/encoded-{i}")].ok, results[site.url(f"/news/encoded-{i}")].error
+    # read back from an archive of it, a bomb decodes no further than the limit: one line, and
+    # --as raw still gives it as received; the legitimate encoded pages decode in full
+    archive = tmp_path / "archive"
+    for warc in run.warcs():
+        key = warc.relative_to(run.spool).as_posix()
+        (archive / key).parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(warc, archive / key)
+    env = cli_env(tmp_path)
+    assert run_cli("reindex", "--archive", archive, cwd=tmp_path, env=env).returncode == 0
+    bomb_url = site.url("/news/bomb-gzip")
+    line = assert_one_line_error(run_cli("get", bomb_url, "--as", "html", "--archive", archive, cwd=tmp_path, env=env),
+                                 bomb_url, f"decodes to more than {LIMIT} bytes", "--as raw")
+    raw = run_cli("get", bomb_url, "--as", "raw", "--archive", archive, cwd=tmp_path, env=env, text=False)
+    assert raw.returncode == 0 and raw.stdout == sent[bomb_url], line
+    for i in range(5):  # br, zstd, deflate, and nested codings
+        legit = run_cli("get", site.url(f"/news/encoded-{i}"), "--as", "html", "--archive", archive, cwd=tmp_path,
+                        env=env, text=False)
+        assert legit.returncode == 0 and legit.stdout == article_html(f"Encoded story {i}"), (i, legit.stderr)
     # and had the crawl been killed while writing this WARC, recovery would keep every record of it
     capture = run.warcs(text=False)[0]
     key = capture.relative_to(run.spool).as_posix()

@@ -11,7 +11,7 @@ from hypothesis import HealthCheck, given, settings, strategies as st
 from scrapy.exceptions import IgnoreRequest
 from scrapy.utils.test import get_crawler
 
-from spiders.decoding import DecodedTooLarge, DecodeError, decode, split_codings
+from storage.contentcoding import DecodedTooLarge, DecodeError, decode, split_codings
 from spiders.extraction import Article, ExtractionError, extract_article
 from spiders.feeds import FeedError, XmlIndexReader
 from spiders.guard import AddressGuard, Scope

@@ -218,7 +218,7 @@ def test_a_schedule_fires_crawl_all_completes_on_one_worker_and_sigterm_stops_it
     print(f"\n[measured] deploy -> scheduled run Completed: {time.monotonic() - deployed:.0f} s "
           f"(slot {run.expected_start_time:%H:%M:%S}, completed {run.end_time:%H:%M:%S})")
     assert "auto-scheduled" in run.tags
-    url = news_site.article("hearya.com.metal")["url"]
+    url = news_site.article("harbour-ferries")["url"]
     listed = newsarchive("list", url, "--json", "--archive", archive, env=env)
     assert listed.returncode == 0, listed.stderr
     assert json.loads(listed.stdout)[0]["url"] == url

@@ -61,6 +61,7 @@ _HOP = {"connection", "keep-alive", "proxy-authenticate", "proxy-authorization",
         "trailers", "transfer-encoding", "upgrade", "content-length", "proxy-connection"}
 _OURS = {"date", "server"}  # uvicorn writes its own
 _PR_SET_PDEATHSIG = 1
+SPAWN_ATTEMPTS = 3
 
 
 _libc = None
@@ -118,10 +119,19 @@ class PywbReplay:
         try:
             token = secrets.token_hex(8)
             await run_in_threadpool(self._prepare, token)
-            self._spawn()  # here, in the event loop's thread: see _die_with_parent
             self.client = httpx.AsyncClient(timeout=httpx.Timeout(60.0, connect=10.0), follow_redirects=False,
                                             trust_env=False)
-            await self._wait_ready(token)
+            for attempt in range(SPAWN_ATTEMPTS):
+                self._spawn()  # here, in the event loop's thread: see _die_with_parent
+                try:
+                    await self._wait_ready(token)
+                    break
+                except RuntimeError:
+                    # pywb exits at once when another process took the port we picked for it
+                    # between our probe and its bind: pick another, a few times
+                    if self.proc.poll() is None or attempt == SPAWN_ATTEMPTS - 1:
+                        raise
+                    self._log.close()
         except (StorageError, OSError, RuntimeError) as exc:
             self.say(f"pywb did not start ({exc}); /web/TIMESTAMP/URL serves archived payloads "
                      "without rewriting")
