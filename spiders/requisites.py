@@ -20,7 +20,7 @@ What is fetched is judged on `request_scheduled`, where the spider judges its
 pages, so redirects and retries of requisites are judged too:
 
 - scope: http(s) only, on the source's own hosts or its `requisite_hosts`
-  (spiders.guard.Scope(requisites=True)); ScopeGuardMiddleware and the
+  (spiders.guard.Scope(requisites=True)), not matching the source's `deny`; ScopeGuardMiddleware and the
   connection-time address guard hold the same line behind it. Off-scope and
   `data:` requisites are not fetched and are no failure (like links to other
   sites); a requisite's redirect off scope is a refusal, counted like a page's.
@@ -184,6 +184,7 @@ class RequisiteMiddleware:
         self.admitted = 0  # requests let through this run (the budget)
         self._source = None
         self._scope: Scope | None = None
+        self._deny: list[re.Pattern] | None = None
 
     @classmethod
     def from_crawler(cls, crawler):
@@ -205,6 +206,12 @@ class RequisiteMiddleware:
         if self._scope is None:
             self._scope = Scope(self.source, requisites=True)
         return self._scope
+
+    def denied(self, url: str) -> bool:
+        """The source's `deny` regexes: never fetched, pages or requisites."""
+        if self._deny is None:
+            self._deny = [re.compile(p) for p in (self.source.deny if self.source is not None else ())]
+        return any(p.search(url) for p in self._deny)
 
     @property
     def budget(self) -> int:
@@ -243,6 +250,9 @@ class RequisiteMiddleware:
             if refusal is not None:
                 self.stats.inc_value(f"{STATS}/dropped/{refusal.kind}")  # another site's file is no failure
                 continue
+            if self.denied(url):
+                self.stats.inc_value(f"{STATS}/dropped/denied")
+                continue
             yield Request(url, callback=self.parse_requisite, errback=self.on_error, priority=PRIORITY,
                           meta={REQUISITE_META: kind, NESTING_META: nesting})
 
@@ -262,6 +272,9 @@ class RequisiteMiddleware:
             else:
                 self.stats.inc_value(f"{STATS}/dropped/{refusal.kind}")
             raise IgnoreRequest(refusal.message)
+        if self.denied(request.url):  # a redirect into what the source denies
+            self.stats.inc_value(f"{STATS}/dropped/denied")
+            raise IgnoreRequest(f"denied: {request.url}")
         requested = getattr(self.crawler.spider, "requested", None)
         requested = requested if requested is not None else set()
         fp = self.crawler.request_fingerprinter.fingerprint(request)

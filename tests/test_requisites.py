@@ -191,7 +191,9 @@ class RequisiteSite:
                           "/img/photo@2x.png": Route(PNG + b"2x", headers=[("Content-Type", "image/png")]),
                           "/img/rule.png": Route(PNG + b"rule", headers=[("Content-Type", "image/png")]),
                           "/fonts/body.woff2": Route(b"wOF2 not really a font", headers=[("Content-Type", "font/woff2")]),
-                          "/cdn-page.html": Route(b"<html><body>a page on the CDN</body></html>", headers=HTML)}
+                          "/cdn-page.html": Route(b"<html><body>a page on the CDN</body></html>", headers=HTML),
+                          # a requisite that redirects to a host no source names (the bait)
+                          "/img/moved.png": Route(b"", status=302, headers=[("Location", f"{bait}moved.png")])}
         self.cdn.routes.update(self.cdn_files)
         for path, route in self.site_files.items():
             site.add(path, route)
@@ -200,6 +202,7 @@ class RequisiteSite:
         extra = (f'<img src="{c}/img/photo.png" srcset="{c}/img/photo.png 1x, {c}/img/photo@2x.png 2x">'
                  f'<img src="{bait}bait.png"><img src="http://cdn.hostile.test:{port}/img/evil.png">'
                  '<img src="file:///etc/passwd"><img src="data:image/png;base64,iVBORw0KGgo=">'
+                 f'<img src="{c}/img/moved.png"><img src="/video/poster.jpg">'
                  f'<a href="{c}/cdn-page.html">the CDN has pages too</a>')
         self.articles = []
         for i in range(2):
@@ -212,7 +215,7 @@ class RequisiteSite:
 
     def sources_toml(self, hosts=("localhost", "cdn.hostile.test"), **extra) -> str:
         """cdn.hostile.test only with the scripted DNS (RESOLVER): no lookup may leave loopback."""
-        return self.site.sources_toml(requisite_hosts=list(hosts), **extra)
+        return self.site.sources_toml(requisite_hosts=list(hosts), deny=["/video/"], **extra)
 
     @property
     def dns(self) -> dict:
@@ -246,7 +249,7 @@ def test_a_crawl_archives_requisites_once_byte_for_byte_and_only_in_scope(requis
     # every in-scope requisite of the three pages, once, though all three link site.css and app.js
     # (of a srcset, the first candidate only: photo@2x.png is not fetched)
     wanted = {"/static/site.css", "/static/print.css", "/js/app.js", "/img/photo.png",
-              "/img/rule.png", "/fonts/body.woff2", "/missing.css"}
+              "/img/rule.png", "/fonts/body.woff2", "/missing.css", "/img/moved.png"}
     fetched = site.requisite_paths()
     assert sorted(fetched) == sorted(wanted), fetched
     assert "/cdn-page.html" not in site.cdn.fetched_paths()  # a requisite host's pages are not crawled
@@ -258,7 +261,7 @@ def test_a_crawl_archives_requisites_once_byte_for_byte_and_only_in_scope(requis
     for path, route in site.cdn_files.items():
         if path in wanted:
             headers, status, payload = responses[site.cdn_base + path]
-            assert status == 200 and payload == route.body and headers["WARC-Type"] == "response"
+            assert status == route.status and payload == route.body and headers["WARC-Type"] == "response"
     assert responses[site.cdn_base + "/missing.css"][1] == 404
 
     # the listed name that resolves to the bait: refused by the address guard, counted
@@ -267,9 +270,16 @@ def test_a_crawl_archives_requisites_once_byte_for_byte_and_only_in_scope(requis
     assert samples and all(s["url"].startswith("http://cdn.hostile.test:") and "127.0.0.2" in s["message"]
                            for s in samples), samples
 
+    # the redirect to the bait: archived (the 302), not followed, a refusal as a page's would be
+    (moved,) = crawl.samples("off-scope")
+    assert moved["url"] == site.site.bait.url("/moved.png") and crawl.errors["off-scope"] == 1
+    # the source's deny regexes hold for requisites too
+    assert "/video/poster.jpg" not in site.site.server.fetched_paths()
+
     # counted apart from pages: never pages, never articles, no text
     req = crawl.stats["requisites"]
     assert req["archived"] == len(wanted) and req["failed"] == {"http-4xx": 1}
+    assert req["not_fetched"]["denied"] == 2  # the poster on both articles
     assert req["not_fetched"]["off-scope"] >= 2  # the bait's two (img, css url()) and others
     assert req["not_fetched"]["duplicate"] >= 4
     assert "bad-scheme" in req["not_fetched"]  # file:/// on the pages; data: is not even counted
@@ -318,13 +328,13 @@ def test_archived_requisites_are_not_fetched_again_and_are_captures_but_never_pa
         requisites = [p for p in fetched if p in site.site_files or p in site.cdn_files]
         said = done.stdout + done.stderr
         if n == 0:
-            assert len(requisites) == 6, requisites
-            assert "requisites (hostile): 7 archived (stylesheets, images, fonts, scripts), failed: http-4xx 1" \
+            assert len(requisites) == 7, requisites
+            assert "requisites (hostile): 8 archived (stylesheets, images, fonts, scripts), failed: http-4xx 1" \
                 in said, said[-2000:]
         else:
             assert requisites == [], requisites  # archived an instant ago: not fetched again
-            assert "0 archived (stylesheets, images, fonts, scripts), 4 archived recently, not fetched again" \
-                in said, said[-2000:]  # site.css, app.js, missing.css, photo.png: those of the pages
+            assert "0 archived (stylesheets, images, fonts, scripts), 5 archived recently, not fetched again" \
+                in said, said[-2000:]  # site.css, app.js, missing.css, photo.png, moved.png: the pages' own
 
     from storage.archive import open_archive
 
