@@ -8,7 +8,12 @@ Russian, stored in windows-1251 and declared only in the HTTP header, as older
 sites do. Feeds, sitemaps and canonical links carry `{base}`, replaced with
 the server's real address when the routes are built.
 
-`start_demo_site()` serves it on loopback (a small threaded HTTP server);
+Its CDN (demosite/cdn/: a stylesheet, the masthead images and a page script)
+is a second server on another port, called `localhost`, which the demo source
+lists in `requisite_hosts`, so the crawl archives what the pages need to look
+styled in replay (`{cdn}` in the pages is its address).
+
+`start_demo_site()` serves both on loopback (small threaded HTTP servers);
 `run_demo()` is `newsarchive demo`: serve, crawl, show one archived article.
 """
 
@@ -32,7 +37,16 @@ CONTENT_TYPES = {
     ".xml": "application/xml",
     ".css": "text/css",
     ".txt": "text/plain",
+    ".js": "text/javascript",
+    ".png": "image/png",
 }
+BINARY = {".png"}  # no charset, no {base} to replace
+
+# demosite/cdn/ is the Courier's CDN, served on a second loopback host name (localhost) and port:
+# its stylesheet, masthead images and page script, which the demo source lists in requisite_hosts.
+CDN_DIR = DEMO_DIR / "cdn"
+CDN_HOST = "localhost"
+CDN_PATHS = {".css": "/css/", ".png": "/img/", ".js": "/js/"}
 SPECIAL_TYPES = {"rss.xml": "application/rss+xml"}
 
 ARTICLE_FILE = re.compile(r"(\d{4})-(\d{2})-(\d{2})-([a-z0-9-]+)\.html")
@@ -62,11 +76,14 @@ class Page:
 
 
 class DemoSite:
-    """The demo site served from memory on `host`, on a free port by default."""
+    """The demo site served from memory on `host`, on a free port by default; `name` is the
+    host its URLs use (the CDN binds 127.0.0.1 and is called localhost)."""
 
-    def __init__(self, host: str = "127.0.0.1", port: int = 0):
+    def __init__(self, host: str = "127.0.0.1", port: int = 0, name: str | None = None):
         site = self
         self.routes: dict[str, Page] = {}
+        self.name = name or host
+        self.cdn: DemoSite | None = None  # the CDN beside the site (start_demo_site)
 
         class Handler(BaseHTTPRequestHandler):
             protocol_version = "HTTP/1.1"
@@ -94,7 +111,7 @@ class DemoSite:
         return self.httpd.server_address[1]
 
     def url(self, path: str = "/") -> str:
-        return f"http://{self.httpd.server_address[0]}:{self.port}{path}"
+        return f"http://{self.name}:{self.port}{path}"
 
     def start(self) -> "DemoSite":
         threading.Thread(target=self.httpd.serve_forever, name="demo-site", daemon=True).start()
@@ -103,18 +120,41 @@ class DemoSite:
     def stop(self) -> None:
         self.httpd.shutdown()
         self.httpd.server_close()
+        if self.cdn is not None:
+            self.cdn.stop()
 
 
-def demo_routes(base: str) -> dict[str, Page]:
-    """path -> Route for every file of the demo site, `{base}` replaced with `base` (no trailing slash)."""
+def _file_page(path: Path, base: str, cdn: str) -> tuple[bytes, str]:
+    """(body, Content-Type) of a file: `{base}` and `{cdn}` replaced in text files."""
+    ext = path.suffix
+    ctype = SPECIAL_TYPES.get(path.name, CONTENT_TYPES[ext])
+    if ext in BINARY:
+        return path.read_bytes(), ctype
+    body = path.read_bytes().replace(b"{base}", base.encode("ascii")).replace(b"{cdn}", cdn.encode("ascii"))
+    return body, ctype + f"; charset={CHARSETS.get(path.name, 'utf-8')}"
+
+
+def cdn_routes() -> dict[str, Page]:
+    """path -> Route for the CDN's files (demosite/cdn/), cached for a year as CDNs serve them."""
+    routes = {}
+    for path in sorted(CDN_DIR.iterdir()):
+        if path.suffix in CDN_PATHS:
+            body, ctype = _file_page(path, "", "")
+            routes[CDN_PATHS[path.suffix] + path.name] = Page(body, [
+                ("Content-Type", ctype), ("Cache-Control", "public, max-age=31536000, immutable"),
+                ("Access-Control-Allow-Origin", "*")])
+    return routes
+
+
+def demo_routes(base: str, cdn: str = "") -> dict[str, Page]:
+    """path -> Route for every file of the demo site, `{base}` replaced with `base` and `{cdn}`
+    with `cdn` (the CDN's http://localhost:PORT; both without a trailing slash)."""
     routes = {}
     for path in sorted(DEMO_DIR.iterdir()):
         ext = path.suffix
-        if ext not in CONTENT_TYPES:
-            continue  # e.g. __pycache__ or editor leftovers
-        body = path.read_bytes().replace(b"{base}", base.encode("ascii"))
-        ctype = SPECIAL_TYPES.get(path.name, CONTENT_TYPES[ext])
-        ctype += f"; charset={CHARSETS.get(path.name, 'utf-8')}"
+        if ext not in CONTENT_TYPES or not path.is_file():
+            continue  # e.g. __pycache__, cdn/ or editor leftovers
+        body, ctype = _file_page(path, base, cdn)
         headers = [("Content-Type", ctype), ("Cache-Control", "max-age=60")]
         if path.name == "index.html":  # a consent and a session cookie, as news homepages set
             headers += [("Set-Cookie", "consent=unset; Path=/; Max-Age=31536000; SameSite=Lax"),
@@ -129,10 +169,20 @@ def demo_articles(server: DemoSite) -> list[dict]:
             for p in sorted(DEMO_DIR.glob("*.html")) if ARTICLE_FILE.fullmatch(p.name)]
 
 
-def start_demo_site(host: str = "127.0.0.1", port: int = 0) -> DemoSite:
-    """Start the demo site on loopback (a free port by default); stop it with .stop()."""
-    server = DemoSite(host, port)
-    server.routes.update(demo_routes(server.url("").rstrip("/")))  # the port is known once bound
+def start_demo_site(host: str = "127.0.0.1", port: int = 0, cdn_port: int = 0) -> DemoSite:
+    """Start the demo site on loopback (a free port by default) and its CDN (`.cdn`, on
+    127.0.0.1:`cdn_port` called localhost); stop both with .stop()."""
+    cdn = DemoSite(host, cdn_port, name=CDN_HOST)
+    try:
+        server = DemoSite(host, port)
+    except OSError:
+        cdn.stop()
+        raise
+    server.cdn = cdn
+    cdn.routes.update(cdn_routes())
+    # the ports are known once bound
+    server.routes.update(demo_routes(server.url("").rstrip("/"), cdn.url("").rstrip("/")))
+    cdn.start()
     return server.start()
 
 
@@ -151,6 +201,7 @@ max_pages = 100
 recheck = 0            # crawled again, articles are fetched again: unchanged ones become revisits
 delay = 0
 concurrency = 4
+requisite_hosts = ["{CDN_HOST}"]   # the Courier's CDN: its stylesheet, images and script are archived too
 """
 
 
@@ -165,11 +216,12 @@ def run_demo(archive: str, *, port: int = DEMO_PORT, use_prefect: bool = True, d
     from storage.archive import open_archive
     from storage.errors import BadInput, CrawlError
 
+    cdn_port = port + 1 if 0 < port < 65535 else 0  # the CDN beside it: 8732 by default
     try:
-        server = start_demo_site(port=port)
+        server = start_demo_site(port=port, cdn_port=cdn_port)
     except OSError as exc:
-        raise BadInput(f"cannot serve the demo site on 127.0.0.1:{port}: {exc.strerror or exc} "
-                       "(choose another with --port, 0 for any free one)") from None
+        raise BadInput(f"cannot serve the demo site on 127.0.0.1:{port} and its CDN on {cdn_port}: "
+                       f"{exc.strerror or exc} (choose another with --port, 0 for any free one)") from None
     try:
         with tempfile.TemporaryDirectory(prefix="newsarchive-demo-") as tmp:
             sources = Path(tmp) / "sources.toml"

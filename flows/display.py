@@ -216,6 +216,8 @@ def print_summary(summaries: Iterable[RunSummary], out: Console | None = None, m
             out.print(Text(f"incremental ({s.source}): {s.skipped_seen} archived articles skipped "
                            f"(not due for a re-check), {s.revisits} unchanged pages archived as revisits"),
                       soft_wrap=True)
+        if s.requisites_line():
+            out.print(Text(f"requisites ({s.source}): {s.requisites_line()}"), soft_wrap=True)
         for note in s.notes:
             out.print(Text(f"note ({s.source}): {note}"), soft_wrap=True)
         if s.recovered:

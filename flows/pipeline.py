@@ -105,7 +105,8 @@ def export_seen(archive: str, source: str, spool: Path) -> Path | None:
     if "://" not in archive and not is_folder_archive(archive):
         return None
     try:
-        n = write_seen(open_archive(archive).catalog.latest_per_url(source), path)
+        with open_archive(archive) as opened:
+            n = write_seen(opened.catalog.latest_per_url(source), path)
     except Exception as exc:  # a crawl must not fail for want of its dedupe state
         log.warning("%s: cannot read what the archive holds (crawling everything): %s", source, exc)
         path.unlink(missing_ok=True)
@@ -159,7 +160,8 @@ def upload(lock: SpoolLock, archive: str) -> UploadReport:
 def update_catalog(archive: str) -> None:
     """Let the archive's catalog ingest the indexes it has not seen yet."""
     if "://" in archive or is_folder_archive(archive):
-        open_archive(archive, sync=False).sync()
+        with open_archive(archive, sync=False) as opened:
+            opened.sync()
 
 
 # --------------------------------------------------------------------------- the sequence

@@ -48,6 +48,8 @@ class RunSummary:
     status_counts: dict[str, int] = field(default_factory=dict)
     skipped_seen: int = 0  # archived articles not due for a re-check
     revisits: int = 0  # unchanged pages archived as revisit records
+    # page requisites (spiders/requisites.py): archived, revisits, failed {kind: n}, not_fetched {reason: n}
+    requisites: dict[str, Any] = field(default_factory=dict)
     files: list[FileEntry] = field(default_factory=list)
     upload_failures: list[str] = field(default_factory=list)  # "KEY: reason", kept in the spool
     recovered: list[str] = field(default_factory=list)  # WARCs salvaged from a killed crawl
@@ -71,7 +73,7 @@ class RunSummary:
             error_samples=list(stats.get("error_samples") or [])[:10],
             status_counts=dict(stats.get("status_counts") or {}),
             skipped_seen=int(stats.get("skipped_seen") or 0), revisits=int(stats.get("revisits") or 0),
-            files=files, upload_failures=[f"{k}: {why}" for k, why in (upload.failed if upload else [])],
+            requisites=dict(stats.get("requisites") or {}), files=files, upload_failures=[f"{k}: {why}" for k, why in (upload.failed if upload else [])],
             recovered=list(recovered), notes=list(notes))
         summary.verdict = failure or (assess(source, stats) if stats else None)
         if summary.verdict is None and summary.upload_failures:
@@ -106,6 +108,22 @@ class RunSummary:
         return [{"file": f.key, "kind": f.kind, "archive_key": f.archive_ref or "(not archived)"}
                 for f in self.files]
 
+    def requisites_line(self) -> str:
+        """What the run did with its pages' stylesheets, images, fonts and scripts ('' when nothing)."""
+        r = self.requisites or {}
+        archived, failed, skipped = r.get("archived", 0), r.get("failed") or {}, r.get("not_fetched") or {}
+        if not (archived or failed or skipped.get("budget") or skipped.get("archived")):
+            return ""
+        line = f"{archived} archived (stylesheets, images, fonts, scripts"
+        line += f"; {r['revisits']} unchanged, as revisits)" if r.get("revisits") else ")"
+        if failed:
+            line += ", failed: " + ", ".join(f"{k} {v}" for k, v in failed.items())
+        for reason in ("budget", "archived"):
+            if skipped.get(reason):
+                line += {"budget": f", {skipped[reason]} over max_requisites",
+                         "archived": f", {skipped[reason]} archived recently, not fetched again"}[reason]
+        return line
+
     def markdown(self) -> str:
         lines = [f"# Crawl of `{self.source}`", ""]
         if self.verdict:
@@ -115,6 +133,8 @@ class RunSummary:
         if self.skipped_seen or self.revisits:
             lines += [f"Incremental: {self.skipped_seen} archived articles skipped (not due for a "
                       f"re-check), {self.revisits} unchanged pages archived as revisits.", ""]
+        if self.requisites_line():
+            lines += [f"Requisites: {self.requisites_line()}.", ""]
         for note in self.notes:
             lines += [f"Note: {note}", ""]
         if self.errors:

@@ -13,7 +13,9 @@ forbidden address ranges) without connecting anywhere:
 `record_refusal`, so the spider's errback only has to let it pass.
 
 Only http and https are fetched. A source's scope is the hosts its own URLs
-name (`www.` or not, see spiders.sources.host_key). Addresses outside the
+name (`www.` or not, see spiders.sources.host_key); its pages' requisites
+(stylesheets, images, fonts, scripts: spiders.requisites) may also come from
+the hosts it lists in `requisite_hosts` (`Scope(source, requisites=True)`). Addresses outside the
 public internet are refused unless the source names them itself: an IP literal
 in its URLs, or `localhost` for loopback. A host name, even one the source
 names, never earns a private address through DNS: a site's DNS can point
@@ -33,6 +35,9 @@ from scrapy.exceptions import IgnoreRequest
 
 from spiders.addresses import IPAddress, address_category, is_metadata_address, unmapped
 from spiders.sources import Source, host_key, ip_literal
+
+# request.meta of a page requisite (spiders.requisites): its kind ("stylesheet", "image", ...)
+REQUISITE_META = "newsarchive_requisite"
 
 logger = logging.getLogger(__name__)
 
@@ -107,9 +112,12 @@ class Scope:
     they are not failures, just pages the crawl does not want.
     """
 
-    def __init__(self, source: Source | None = None, *, hosts=None):
+    def __init__(self, source: Source | None = None, *, requisites: bool = False, hosts=None):
+        # requisites: the scope of a page's stylesheets, images, fonts and scripts, which
+        # may also come from the hosts the source lists in requisite_hosts (never its pages).
+        # hosts: the page scope of those hosts without a Source (a link extractor in a worker)
         if source is not None:
-            hosts = source.hosts
+            hosts = source.requisite_scope if requisites else source.hosts
         self.hosts = frozenset(hosts) if hosts is not None else None  # None: a spider with no source, any host
 
     def link_value(self, url: str) -> str | None:
@@ -158,13 +166,15 @@ class AddressGuard:
     Public addresses: any (the scope gate has already limited the hosts).
     Cloud metadata and the unspecified address: never. Every other address
     outside the public internet: only one the source names itself, as an IP
-    literal in its URLs, or a loopback address when it names `localhost`.
+    literal in its URLs or its requisite_hosts, or a loopback address when it
+    names `localhost` there.
     """
 
     def __init__(self, source: Source | None = None):
         named: set[IPAddress] = set()
         self.localhost = False
-        for host in (source.hosts if source is not None else ()):
+        # the scope gate decides which of these a request may reach (requisite hosts serve requisites only)
+        for host in (source.requisite_scope if source is not None else ()):
             ip = ip_literal(host)
             if ip is not None:
                 named.add(unmapped(ip))
@@ -200,20 +210,29 @@ class ScopeGuardMiddleware:
 
     def __init__(self, crawler):
         self.crawler = crawler
-        self._scope: Scope | None = None
+        self._scopes: dict[bool, Scope] = {}
 
     @classmethod
     def from_crawler(cls, crawler):
         return cls(crawler)
 
-    def scope(self) -> Scope:
-        if self._scope is None:  # a spider without a source: the scheme line only
-            self._scope = Scope(getattr(self.crawler.spider, "source", None))
-        return self._scope
+    def scope(self, requisites: bool = False) -> Scope:
+        if requisites not in self._scopes:  # a spider without a source: the scheme line only
+            self._scopes[requisites] = Scope(getattr(self.crawler.spider, "source", None), requisites=requisites)
+        return self._scopes[requisites]
 
     def process_request(self, request, spider=None):
-        refusal = self.scope().refusal(request.url)
+        # A requisite, and the robots.txt of a host it may come from, have the wider scope.
+        requisites = bool(request.meta.get(REQUISITE_META)) or _is_robots_txt(request.url)
+        refusal = self.scope(requisites).refusal(request.url)
         if refusal is not None:
             record_refusal(self.crawler, request.url, refusal)
             raise Refused(refusal.kind, refusal.message)
         return None
+
+
+def _is_robots_txt(url: str) -> bool:
+    try:
+        return urlsplit(url).path == "/robots.txt"
+    except ValueError:
+        return False

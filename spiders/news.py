@@ -40,7 +40,7 @@ from w3lib.url import canonicalize_url
 
 from spiders.failures import describe_failure, error_kind, status_kind
 from spiders.feeds import MAX_XML_BYTES, FeedError, XmlIndexReader
-from spiders.guard import Refused, Scope, record_refusal, redact_url, strip_userinfo
+from spiders.guard import REQUISITE_META, Refused, Scope, record_refusal, redact_url, strip_userinfo
 from spiders.limits import MAX_ROBOTSTXT_BYTES, ForbiddenByRobots, ParseLimits, decoded_limit
 from spiders.pagereader import LinkRules, PageReader, link_extractor
 from spiders.seen import SeenCaptures
@@ -51,6 +51,8 @@ logger = logging.getLogger(__name__)
 
 # request.meta: [url, redirect count] of a request the gate admitted; a retry carries it unchanged
 ADMITTED_META = "newsarchive_admitted"
+# response.meta: the spider read this page (2xx HTML within the parse limits): its requisites may be fetched
+PAGE_READ_META = "newsarchive_page_read"
 
 
 class NewsSpider(scrapy.Spider):
@@ -81,11 +83,14 @@ class NewsSpider(scrapy.Spider):
     def __init__(self, source: Source, **kwargs):
         super().__init__(**kwargs)
         self.source = source
-        self.allowed_domains = sorted(source.hosts)  # OffsiteMiddleware: www.X is a subdomain of X
+        # OffsiteMiddleware (www.X is a subdomain of X): the requisite hosts too, so their robots.txt
+        # and requisites pass it; the gates keep pages to the source's own hosts
+        self.allowed_domains = sorted(source.requisite_scope)
         self._allow = [re.compile(p) for p in source.allow]
         self._deny = [re.compile(p) for p in source.deny]
         self.scope = Scope(source)
-        self._seen: set[bytes] = set()  # request fingerprints admitted by the gate
+        # request fingerprints admitted by the gate (spiders.requisites shares it: one fetch per URL)
+        self.requested: set[bytes] = set()
         self.pages = 0  # requests admitted for fetching (robots.txt and retries not counted)
         self.seen = SeenCaptures()  # replaced in from_crawler by the archive's state
         self.parse_limits = ParseLimits()  # these two from the settings, in from_crawler
@@ -123,6 +128,8 @@ class NewsSpider(scrapy.Spider):
 
     def _robots_parsed(self, robotparser, request: Request) -> None:
         """RobotsTxtMiddleware parsed a robots.txt: queue its Sitemap: lines (the gate judges them)."""
+        if self.scope.refusal(request.url) is not None:
+            return  # the robots.txt of a requisite host: its Sitemap: lines are not this source's
         rp = getattr(robotparser, "rp", None)  # Protego (Scrapy's default parser) keeps them
         found = getattr(rp, "sitemaps", None) or (rp.site_maps() if hasattr(rp, "site_maps") else None) or []
         for url in found:
@@ -151,6 +158,8 @@ class NewsSpider(scrapy.Spider):
     def _gate(self, request: Request, spider=None) -> None:
         """request_scheduled: raising IgnoreRequest here keeps a request out of the scheduler."""
         meta = request.meta
+        if meta.get(REQUISITE_META):
+            return  # a page's stylesheet, image...: spiders.requisites judges it, with its own scope and budget
         admitted_as = [request.url, meta.get("redirect_times", 0)]
         if meta.get(ADMITTED_META) == admitted_as:
             return  # a retry (RetryMiddleware's copy) of a request admitted here: the same page again
@@ -166,7 +175,7 @@ class NewsSpider(scrapy.Spider):
             stats.inc_value("newsarchive/dropped/denied")
             raise IgnoreRequest(f"denied: {request.url}")
         fp = self.crawler.request_fingerprinter.fingerprint(request)
-        if fp in self._seen:
+        if fp in self.requested:
             chain = meta.get("redirect_urls") or []
             if chain and _canonical(request.url) in {_canonical(u) for u in chain}:
                 record_refusal(self.crawler, chain[0], Refused(
@@ -177,13 +186,13 @@ class NewsSpider(scrapy.Spider):
             raise IgnoreRequest(f"already requested: {request.url}")
         if meta.get("article") and not self.seen.due(request.url, self.source.recheck):
             # archived (2xx) and not due for a re-check; feeds, sitemaps and listings always pass
-            self._seen.add(fp)
+            self.requested.add(fp)
             stats.inc_value("newsarchive/skipped_seen")
             raise IgnoreRequest(f"archived, not due for a re-check: {request.url}")
         if self.pages >= self.source.max_pages:
             stats.inc_value("newsarchive/dropped/max_pages")
             raise IgnoreRequest(f"max_pages ({self.source.max_pages}) reached: {request.url}")
-        self._seen.add(fp)
+        self.requested.add(fp)
         self.pages += 1
         meta[ADMITTED_META] = admitted_as
 
@@ -255,6 +264,7 @@ class NewsSpider(scrapy.Spider):
             record_refusal(self.crawler, response.url, Refused("too-large", too_large, fetched=True))
             return
         meta = response.meta
+        meta[PAGE_READ_META] = True  # spiders.requisites fetches what this page needs to look like itself
         hops = meta.get("hops", 0)
         follow = hops < self.source.depth
         links = None

@@ -13,8 +13,10 @@ WARC-Refers-To-Date must equal it); archives indexed before the index kept it
 give the 14-digit timestamp instead, which is all that is known of them.
 
 The spider skips article URLs archived with a 2xx status unless a re-check is
-due (`recheck` hours); the capture middleware writes a `revisit` record when a
-re-fetched payload has the digest of the last capture with a payload.
+due (`recheck` hours), and page requisites archived with any status less than
+Source.requisite_recheck hours ago (spiders/requisites.py); the capture
+middleware writes a `revisit` record when a re-fetched payload has the digest
+of the last capture with a payload.
 """
 
 from __future__ import annotations
@@ -99,6 +101,16 @@ class SeenCaptures:
         if entry is None or recheck_hours <= 0:
             return True
         last = _timestamp_datetime(entry.get("timestamp") or "")
+        if last is None:
+            return True
+        now = now or datetime.now(timezone.utc)
+        return now - last >= timedelta(hours=recheck_hours)
+
+    def requisite_due(self, url: str, recheck_hours: float, now: datetime | None = None) -> bool:
+        """True when the requisite ``url`` should be fetched: the archive has no capture of it
+        (of any status: a missing image stays missing) newer than ``recheck_hours``."""
+        entry = self.entries.get(url)
+        last = _timestamp_datetime((entry or {}).get("timestamp") or "")
         if last is None:
             return True
         now = now or datetime.now(timezone.utc)

@@ -52,6 +52,13 @@ DOWNLOADER_MIDDLEWARES = {
     "scrapy.downloadermiddlewares.httpproxy.HttpProxyMiddleware": None,
 }
 
+SPIDER_MIDDLEWARES = {
+    # 800: closer to the spider than RefererMiddleware (700), so each requisite carries its
+    # page as Referer, as a browser sends it. Off with NEWSARCHIVE_REQUISITES = False.
+    "spiders.requisites.RequisiteMiddleware": 800,
+}
+NEWSARCHIVE_REQUISITES = True  # fetch and archive pages' stylesheets, images, fonts and scripts
+
 # robots.txt read as Google reads it: the first 500 KiB.
 ROBOTSTXT_PARSER = "spiders.limits.BoundedRobotParser"
 

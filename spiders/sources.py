@@ -20,6 +20,12 @@ from storage.errors import BadInput
 __all__ = ["Source", "SourcesError", "load_sources", "default_sources_path", "host_key", "ip_literal", "pick_sources"]
 
 NAME_RE = re.compile(r"[a-z0-9-]+")
+# The default requisite budget per page of max_pages: a news site's stylesheets, fonts
+# and scripts are shared by its pages and fetched once, so most of it goes to images.
+REQUISITES_PER_PAGE = 4
+# A requisite archived (with any status) less than this long ago is not fetched again: replay
+# takes the nearest capture of it, and a run spends its budget on what it does not hold yet.
+REQUISITE_RECHECK_HOURS = 24.0
 
 
 class SourcesError(BadInput):
@@ -53,12 +59,33 @@ class Source:
     recheck: float = 24.0  # hours before an archived article is fetched again (0: every run)
     schedule: str | None = None
     tags: tuple[str, ...] = field(default=())
+    # hosts that serve this source's stylesheets, images, fonts and scripts, never its pages
+    requisite_hosts: tuple[str, ...] = ()
+    max_requisites: int | None = None  # per run; None: REQUISITES_PER_PAGE x max_pages; 0: none
 
     @property
     def hosts(self) -> frozenset[str]:
         """The hosts this source may reach: those its own URLs name (www. or not)."""
         urls = (*self.start_urls, *self.feeds, *self.sitemaps)
         return frozenset(host_key(urlsplit(u).hostname) for u in urls)
+
+    @property
+    def requisite_scope(self) -> frozenset[str]:
+        """The hosts a page's requisites may come from: the source's own and its requisite_hosts."""
+        return self.hosts | {host_key(urlsplit(f"http://{h}/").hostname) for h in self.requisite_hosts}
+
+    @property
+    def requisite_budget(self) -> int:
+        """How many requisites one run fetches at most."""
+        if self.max_requisites is not None:
+            return self.max_requisites
+        return REQUISITES_PER_PAGE * self.max_pages
+
+    @property
+    def requisite_recheck(self) -> float:
+        """Hours before an archived requisite is fetched again: the source's recheck, at least
+        REQUISITE_RECHECK_HOURS (stylesheets and images change far less often than articles)."""
+        return max(self.recheck, REQUISITE_RECHECK_HOURS)
 
 
 def default_sources_path() -> Path:
@@ -90,6 +117,8 @@ _KEYS = {
                 "a number of hours >= 0"),
     "schedule": (lambda v: isinstance(v, str), "a cron string"),
     "tags": (_is_str_list, "a list of strings"),
+    "requisite_hosts": (_is_str_list, "a list of host names"),
+    "max_requisites": (lambda v: _is_int(v, 0), "an integer >= 0"),
 }
 
 
@@ -163,6 +192,8 @@ def _source_from_table(table: dict) -> Source:
             _check_url(key, url)
     if not any(table.get(k) for k in ("start_urls", "feeds", "sitemaps")):
         raise ValueError("needs at least one of start_urls, feeds, sitemaps")
+    for host in table.get("requisite_hosts", []):
+        _check_host("requisite_hosts", host)
     for key in ("allow", "deny"):
         for pattern in table.get(key, []):
             try:
@@ -196,6 +227,27 @@ def _check_url(key: str, url: str) -> None:
     refusal = metadata_refusal(parts.hostname)
     if refusal:
         raise ValueError(f"{key}: {url!r}: {refusal}")
+
+
+def _check_host(key: str, host: str) -> None:
+    """A bare host name or IP address, as a URL would name it (no scheme, port, path or wildcard)."""
+    if "://" in host or "/" in host:
+        name = urlsplit(host).hostname if "://" in host else None
+        hint = f" (the host alone: {name!r})" if name else ""
+        raise ValueError(f"{key}: {_shown(host)!r} is not a host name{hint}")
+    if "*" in host:
+        raise ValueError(f"{key}: {host!r}: no wildcards, name each host")
+    try:
+        parts = urlsplit(f"http://{host}/")
+        port = parts.port
+    except ValueError:
+        raise ValueError(f"{key}: {host!r} is not a host name") from None
+    if (not host or "@" in host or port is not None or not parts.hostname or any(c.isspace() for c in host)
+            or host.endswith(":") or parts.hostname != host.lower().strip("[]")):
+        raise ValueError(f"{key}: {host!r} is not a host name (no port, user or path: the host alone)")
+    refusal = metadata_refusal(parts.hostname)
+    if refusal:
+        raise ValueError(f"{key}: {host!r}: {refusal}")
 
 
 def _shown(url: str) -> str:

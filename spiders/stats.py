@@ -77,4 +77,16 @@ def summary(source: str, stats: dict, spider_samples: list[dict] = ()) -> dict:
         "skipped_seen": stats.get("newsarchive/skipped_seen", 0),
         "revisits": stats.get("newsarchive/revisits", 0),
         "unchanged": stats.get("newsarchive/unchanged", 0),
+        # page requisites (spiders/requisites.py): archived, unchanged ones as revisits, failed by
+        # kind, and not fetched by reason (off-scope, duplicate, archived recently, budget...)
+        "requisites": {
+            "archived": stats.get("newsarchive/requisites/archived", 0),
+            "revisits": stats.get("newsarchive/requisites/revisits", 0),
+            "failed": _under(stats, "newsarchive/requisites/failed/"),
+            "not_fetched": _under(stats, "newsarchive/requisites/dropped/"),
+        },
     }
+
+
+def _under(stats: dict, prefix: str) -> dict:
+    return {k[len(prefix):]: v for k, v in sorted(stats.items()) if k.startswith(prefix)}

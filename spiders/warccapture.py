@@ -14,7 +14,8 @@ server's reason phrase in request.meta so the stored status line is the one the
 server sent. It also connects only through the address guard
 (spiders.connection): no proxy, every address checked. After each pair the
 `page_captured` signal (spiders/signals.py) is sent: 3xx and robots.txt count
-as pages too.
+as pages too. Page requisites (spiders/requisites.py) are archived alike but
+counted under newsarchive/requisites/*, and send no page_captured: they are no pages.
 
 Each pair goes through `spiders.warcfiles.RotatingWarcWriter` and the response
 record's place is stored in request.meta["capture"] for the pipeline.
@@ -39,6 +40,7 @@ from scrapy import signals
 from scrapy.exceptions import NotConfigured
 from warcio.statusandheaders import StatusAndHeaders
 
+from spiders.guard import REQUISITE_META
 from spiders.limits import TRUNCATED_META
 from spiders.scrapy_internals import REASON_META
 from spiders.signals import page_captured
@@ -161,8 +163,13 @@ class WarcCaptureMiddleware:
         capture = self.write_pair(request, response)
         request.meta["capture"] = capture
         stats = self.crawler.stats
-        stats.inc_value("newsarchive/captures")
         stats.inc_value("newsarchive/bytes", len(response.body))
+        if request.meta.get(REQUISITE_META):
+            # a page's stylesheet, image...: archived the same way, counted apart (it is no page)
+            stats.inc_value("newsarchive/requisites/archived")
+            stats.inc_value(f"newsarchive/requisites/status/{response.status}")
+            return response
+        stats.inc_value("newsarchive/captures")
         stats.inc_value(f"newsarchive/status/{response.status}")
         self.crawler.signals.send_catch_log(page_captured, request=request, response=response, capture=capture)
         return response
@@ -209,7 +216,8 @@ class WarcCaptureMiddleware:
                    "record_id": written.record_id, "date": written.date, "truncated": bool(truncated)}
         if earlier is not None:
             capture["revisit"] = True
-            self.crawler.stats.inc_value("newsarchive/revisits")
+            self.crawler.stats.inc_value("newsarchive/requisites/revisits" if request.meta.get(REQUISITE_META)
+                                         else "newsarchive/revisits")
         return capture
 
     def _unchanged(self, url: str, body: bytes, truncated) -> dict | None:

@@ -68,6 +68,17 @@ class Archive:
     def __repr__(self) -> str:
         return f"Archive({self.location!r})"
 
+    def close(self) -> None:
+        """Close this thread's catalog connection (the last one to close checkpoints SQLite's WAL
+        into the catalog and removes catalog.sqlite-wal: a run leaves no connection behind)."""
+        self.catalog.close()
+
+    def __enter__(self) -> "Archive":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
     # -- catalog -------------------------------------------------------------
 
     def sync(self) -> SyncReport:

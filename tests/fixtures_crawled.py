@@ -144,8 +144,7 @@ def crawled_s3(news_site, tmp_path_factory):
         yield {"tmp": tmp, "env": env, "location": location, "sources": sources, "crawls": 1, "result": result,
                "server": server, "bucket": bucket, "prefix": "prefix", "client": client}
     finally:
-        server.reset()
-        server.stop()
+        server.stop()  # no moto reset: its store is the whole process's (see fixtures_s3)
 
 
 @pytest.fixture(params=["folder", "s3"])

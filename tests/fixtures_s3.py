@@ -9,7 +9,6 @@
 
 from __future__ import annotations
 
-import urllib.request
 import uuid
 
 import pytest
@@ -50,21 +49,18 @@ class MotoS3:
         self._server._server.server_close()
         self._server = None
 
-    def reset(self) -> None:
-        """Forget every bucket (moto keeps state per process, across restarts)."""
-        req = urllib.request.Request(self.url + "/moto-api/reset", method="POST")
-        urllib.request.urlopen(req, timeout=60).close()
 
 
 @pytest.fixture
 def s3_server_control():
     server = MotoS3()
     server.start()
+    # No reset at teardown: moto keeps one store for the whole test process, shared by every
+    # server, so a reset would empty the session's other buckets too (fixtures_crawled's).
+    # Each test makes a bucket of its own (a random name) instead.
     try:
         yield server
     finally:
-        if server.running:
-            server.reset()
         server.stop()
 
 

@@ -63,13 +63,15 @@ def cli_crawl(news_site, tmp_path_factory):
 def test_cli_writes_stats_json_as_documented(cli_crawl, news_site):
     proc, spool, stats = cli_crawl
     assert set(stats) == {"source", "started", "finished", "pages", "articles", "bytes", "errors",
-                          "error_samples", "files", "status_counts", "skipped_seen", "revisits", "unchanged"}
+                          "error_samples", "files", "status_counts", "skipped_seen", "revisits", "unchanged",
+                          "requisites"}
     assert stats["skipped_seen"] == stats["revisits"] == 0  # no --seen: a full crawl
     assert stats["source"] == "testnews"
     assert stats["started"] <= stats["finished"]
     # + the query-string listing the homepage links: it matches the allow regex (/news/) too
     assert stats["articles"] == len(news_site.listed) + 1 < stats["pages"]
-    assert sum(stats["status_counts"].values()) == stats["pages"]
+    assert sum(stats["status_counts"].values()) == stats["pages"]  # requisites are counted apart
+    assert set(stats["requisites"]) == {"archived", "revisits", "failed", "not_fetched"}
     assert stats["files"] and all((spool / key).is_file() for key in stats["files"])
     assert not list(spool.rglob("*.open"))
 

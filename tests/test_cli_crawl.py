@@ -42,7 +42,10 @@ def test_crawl_prints_a_summary_table(news_site, crawled):
     assert columns == ["source", "status", "pages", "articles", "bytes", "errors", "files"]
     row = dict(zip(columns, (c.strip() for c in re.split(r"[│┃]", next(l for l in lines if "testnews" in l))[1:-1])))
     assert row["source"] == "testnews" and row["status"] == "ok"
-    assert int(row["pages"]) == crawled["first_requests"]  # every request the site answered, robots.txt too
+    # every request the site answered, robots.txt too: pages, and the pages' requisites (its
+    # stylesheet, images...), which the summary counts on a line of their own
+    requisites = int(re.search(r"^requisites \(testnews\): (\d+) archived", out, re.M).group(1))
+    assert requisites > 0 and int(row["pages"]) + requisites == crawled["first_requests"]
     assert int(row["articles"]) == len(news_site.listed) + 1  # + the query-string listing under /news/
     assert row["errors"].startswith("http-4xx ")  # the deleted story (and dead links) counted by kind
     deleted = news_site.url(news_site.special["not_found"])

@@ -125,7 +125,7 @@ Run it again: pages that did not change are archived as revisits of the first ca
 @click.option("--archive", "-a", metavar="A", default="./demo-archive",
               help="where to archive the demo crawl (default: ./demo-archive)")
 @click.option("--port", type=click.IntRange(0, 65535), default=8731, show_default=True,
-              help="port of the demo site on 127.0.0.1 (0: any free one)")
+              help="port of the demo site on 127.0.0.1, its CDN on the next one (0: any free ones)")
 @click.option("--no-prefect", is_flag=True, help="crawl without Prefect")
 @debug_option
 def demo(archive, port, no_prefect):
