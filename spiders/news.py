@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import logging
 import re
+from dataclasses import replace
 from typing import Any, AsyncIterator
 from urllib.parse import urldefrag, urljoin, urlsplit
 
@@ -53,6 +54,7 @@ logger = logging.getLogger(__name__)
 ADMITTED_META = "newsarchive_admitted"
 # response.meta: the spider read this page (2xx HTML within the parse limits): its requisites may be fetched
 PAGE_READ_META = "newsarchive_page_read"
+PAGE_REQUISITES_META = "newsarchive_page_requisites"  # (URL, kind) read in the pool with the article
 
 
 class NewsSpider(scrapy.Spider):
@@ -286,11 +288,14 @@ class NewsSpider(scrapy.Spider):
             if self.reader is not None:
                 # links and text from one parse, in the extraction pool (spiders/pagereader.py)
                 capture = item["capture"] or {}
+                rules = replace(self.link_rules, follow=follow, requisites=self._requisites_reader())
                 item["read"] = await self.reader.read(
                     response.body, url=response.url, content_type=item["content_type"],
                     fetched_at=capture.get("date"), hints=item["hints"], capture=capture or None,
-                    links=self.link_rules if follow else None)
+                    links=rules if follow or rules.requisites else None)
                 links = item["read"].links
+                if item["read"].requisites is not None:
+                    meta[PAGE_REQUISITES_META] = item["read"].requisites
             yield item
         if not follow:
             return
@@ -298,6 +303,12 @@ class NewsSpider(scrapy.Spider):
             links = [link.url for link in self._links.extract_links(response)]
         for request in self.follow(links, hops + 1):
             yield request
+
+    def _requisites_reader(self) -> str | None:
+        """The function the pool lists an article's requisites with, when spiders.requisites wants them."""
+        if not self.settings.getbool("NEWSARCHIVE_REQUISITES", True) or self.source.requisite_budget <= 0:
+            return None
+        return "spiders.requisites.html_requisites"
 
     def follow(self, urls, hops: int):
         """Requests for the in-scope links of a page, until max_pages."""

@@ -1,8 +1,9 @@
 """Each article page read once, in the extraction pool: its links and its text from one parse.
 
 An article page is parsed by lxml once, in a worker: Scrapy's LinkExtractor
-runs over the tree trafilatura loaded (spiders.scrapy_internals.links_on_tree),
-then the extraction runs on the same tree. Before this the crawl process
+and the page-requisite reader (spiders.requisites.html_requisites) run over the
+tree trafilatura loaded (spiders.scrapy_internals.with_tree), then the
+extraction runs on the same tree. Before this the crawl process
 parsed every article for its links and a worker parsed it again for its text;
 on real news pages the crawl process's share was the crawl's bottleneck
 (benchmarks/README.md). Listing pages, which are not extracted, keep their
@@ -35,7 +36,7 @@ from scrapy.utils.misc import load_object
 from twisted.internet.defer import Deferred
 
 from spiders.guard import Scope
-from spiders.scrapy_internals import links_on_tree
+from spiders.scrapy_internals import links_on_tree, with_tree
 from spiders.workerpool import extraction_pool
 
 logger = logging.getLogger(__name__)
@@ -51,6 +52,7 @@ class PageRead:
     article: Any = None
     error: BaseException | None = None
     links: list[str] | None = None  # absolute URLs, as LinkExtractor gives them; None: not asked or not read
+    requisites: list[tuple[str, str]] | None = None  # (URL, kind) the page needs; None: not asked or not read
 
 
 # --------------------------------------------------------------------------- in the worker
@@ -69,11 +71,17 @@ class LinkRules:
 
     deny: tuple[str, ...] = ()
     hosts: tuple[str, ...] | None = None
+    follow: bool = True  # the page's links are wanted (it is not at the source's depth)
+    requisites: str | None = None  # the function (dotted path) that lists a page's requisites, when wanted
+
+
+def _response(body: bytes, url: str, content_type: str | None) -> HtmlResponse:
+    return HtmlResponse(url=url, body=body, headers={"Content-Type": content_type} if content_type else None)
 
 
 def page_links(body: bytes, url: str, content_type: str | None, rules: LinkRules, tree=None) -> list[str]:
     """The links NewsSpider follows from a page, from `tree` when given."""
-    response = HtmlResponse(url=url, body=body, headers={"Content-Type": content_type} if content_type else None)
+    response = _response(body, url, content_type)
     extractor = _link_extractor(rules.deny, rules.hosts)
     links = links_on_tree(extractor, response, tree) if tree is not None else extractor.extract_links(response)
     return [link.url for link in links]
@@ -93,16 +101,22 @@ def read_page(extractor: str, body: bytes, *, url: str, content_type: str | None
                               "hints": hints or {}, "capture": capture}
     if links is not None and _takes_tree(extractor):
         def take_links(tree) -> None:
-            try:
-                read.links = page_links(body, url, content_type, links, tree)
-            except Exception:  # a tree LinkExtractor cannot walk: parsed again below
-                read.links = None
+            if links.follow:
+                try:
+                    read.links = page_links(body, url, content_type, links, tree)
+                except Exception:  # a tree LinkExtractor cannot walk: parsed again below
+                    read.links = None
+            if links.requisites:
+                try:
+                    read.requisites = load_object(links.requisites)(with_tree(_response(body, url, content_type), tree))
+                except Exception:  # the spider's side reads them from the response instead
+                    read.requisites = None
         kwargs["on_parsed"] = take_links
     try:
         read.article = load_object(extractor)(body, **kwargs)
     except Exception as exc:  # the page's error travels back; its links still count
         read.error = exc
-    if links is not None and read.links is None:
+    if links is not None and links.follow and read.links is None:
         try:  # no tree from the extractor (not HTML to it, or another extractor): Scrapy parses it
             read.links = page_links(body, url, content_type, links)
         except Exception as exc:

@@ -31,12 +31,17 @@ from spiders.guard import AddressGuard, Refused, record_refusal
 REASON_META = "newsarchive_reason"  # request.meta key of the server's reason phrase
 
 
-def links_on_tree(extractor, response, root) -> list:
-    """`extractor.extract_links(response)` over `root`, an lxml tree of the response's page parsed already."""
+def with_tree(response, root):
+    """`response`, its selector (xpath, css, LinkExtractor) reading `root`, an lxml tree of its page parsed already."""
     from scrapy.selector import Selector
 
     response._cached_selector = Selector(root=root, type="html")
-    return extractor.extract_links(response)
+    return response
+
+
+def links_on_tree(extractor, response, root) -> list:
+    """`extractor.extract_links(response)` over `root`, an lxml tree of the response's page parsed already."""
+    return extractor.extract_links(with_tree(response, root))
 
 
 def parsed_robots(middleware, netloc: str):
