@@ -64,12 +64,12 @@ $(STAMP): pyproject.toml constraints.txt | system-packages
 
 setup: $(STAMP)
 
-# pywb pins its own dependencies, so it lives in a venv of its own; the tests
-# use it only to prove that pywb replays our WARCs and that py-wacz validates
-# our WACZ exports.
+# pywb pins its own dependencies, so it lives in a venv of its own: `serve`
+# runs its `wayback` for rewritten replay (boto3 beside it reads s3:// archives),
+# and the tests use it and py-wacz to prove they open our WARCs and WACZ exports.
 $(PYWB)/.installed: Makefile constraints-pywb.txt
 	$(PYTHON) -m venv $(PYWB)
-	$(PYWB)/bin/pip install -q -c constraints-pywb.txt pywb wacz
+	$(PYWB)/bin/pip install -q -c constraints-pywb.txt pywb wacz boto3
 	touch $@
 
 # Resolve the dependencies afresh (newest releases pyproject.toml allows) in
@@ -81,7 +81,7 @@ lock: | system-packages
 	.venv-lock/bin/pip install -q -e '.[test,dev]'
 	.venv-lock/bin/pip freeze --all --exclude-editable | grep -vE '^(newsarchive|setuptools|wheel)==' > constraints.txt
 	$(PYTHON) -m venv .venv-lock-pywb
-	.venv-lock-pywb/bin/pip install -q pywb wacz
+	.venv-lock-pywb/bin/pip install -q pywb wacz boto3
 	.venv-lock-pywb/bin/pip freeze --all | grep -vE '^(setuptools|wheel)==' > constraints-pywb.txt
 	rm -rf .venv-lock .venv-lock-pywb
 

@@ -264,7 +264,9 @@ def print_sources(path, rows: list[dict]) -> None:
                           ("start", "right"), ("max pages", "right"), ("schedule", "left")):
         table.add_column(name, justify=justify)
     for r in rows:
-        table.add_row(r["name"], ", ".join(r["hosts"]), str(len(r["feeds"])), str(len(r["sitemaps"])),
+        hosts = ", ".join(r["hosts"]) + (f" (+ requisites: {', '.join(r['requisite_hosts'])})"
+                                         if r["requisite_hosts"] else "")
+        table.add_row(r["name"], hosts, str(len(r["feeds"])), str(len(r["sitemaps"])),
                       str(len(r["start_urls"])), str(r["max_pages"]), r["schedule"] or "-")
     out = console()
     out.print(f"{len(rows)} source{'s' if len(rows) != 1 else ''} in {path}", soft_wrap=True)
@@ -276,7 +278,8 @@ def source_row(src) -> dict:
     """A source as `sources --json` prints it."""
     return {"name": src.name, "hosts": sorted(src.hosts), "start_urls": list(src.start_urls),
             "feeds": list(src.feeds), "sitemaps": list(src.sitemaps), "schedule": src.schedule,
-            "max_pages": src.max_pages}
+            "max_pages": src.max_pages, "requisite_hosts": sorted(src.requisite_hosts),
+            "max_requisites": src.requisite_budget}
 
 
 def report_upload(leftovers, archive: str) -> int:

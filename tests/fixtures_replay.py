@@ -190,14 +190,16 @@ def alive(pid: int) -> bool:
 
 @pytest.fixture(scope="module")
 def serve_archive(tmp_path_factory):
-    """serve_archive(archive, *options, pywb=PATH or None) -> Served (stopped when the module ends)."""
+    """serve_archive(archive, *options, pywb=PATH or None, env=None) -> Served (stopped when the module ends)."""
     from test_cli_support import cli_env, newsarchive_bin
 
     started = []
     tmp_path = tmp_path_factory.mktemp("serve")
 
-    def start(archive: Path, *options: str, pywb: Path | None = None) -> Served:
-        env = cli_env(tmp_path, TMPDIR=str(tmp_path))  # pywb's folder: a SIGKILLed serve leaves it behind
+    def start(archive: Path | str, *options: str, pywb: Path | None = None, env: dict | None = None) -> Served:
+        # `env`: the CLI's environment (default: a clean one); TMPDIR holds pywb's folder,
+        # which a SIGKILLed serve leaves behind
+        env = {**(env or cli_env(tmp_path)), "TMPDIR": str(tmp_path)}
         if pywb is not None:
             env[PYWB_ENV] = str(pywb)
         proc = subprocess.Popen([newsarchive_bin(), "serve", "--archive", str(archive), "--port", "0", *options],

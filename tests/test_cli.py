@@ -80,6 +80,15 @@ def test_sources_lists_the_test_source(news_site, news_sources_file, tmp_path, e
     assert [r["name"] for r in rows] == ["testnews"]
     assert rows[0]["hosts"] == ["127.0.0.1"]
     assert len(rows[0]["feeds"]) == 2 and len(rows[0]["sitemaps"]) == 2 and len(rows[0]["start_urls"]) == 1
+    assert rows[0]["requisite_hosts"] == [] and rows[0]["max_requisites"] == 4 * rows[0]["max_pages"]
+
+
+def test_sources_shows_the_hosts_requisites_may_come_from(news_site, tmp_path, env):
+    sources = news_site.write_sources(tmp_path, requisite_hosts=["cdn.example.net"], max_requisites=7)
+    result = run("sources", "--sources", sources, cwd=tmp_path, env=env)
+    assert result.returncode == 0 and "requisites: cdn.example.net" in result.stdout, result.stdout
+    row, = json.loads(run("sources", "--sources", sources, "--json", cwd=tmp_path, env=env).stdout)
+    assert row["requisite_hosts"] == ["cdn.example.net"] and row["max_requisites"] == 7
 
 
 def test_sources_file_from_environment(news_sources_file, tmp_path):

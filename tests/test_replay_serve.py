@@ -146,3 +146,21 @@ def http_date(ts: str) -> str:
     from warcio.timeutils import timestamp_to_http_date
 
     return timestamp_to_http_date(ts)
+
+
+
+def test_an_s3_archive_replays_rewritten_through_pywb(crawled_s3, news_site, serve_archive, pywb_bin):
+    """pywb reads the WARCs from the bucket itself (boto3 in its venv, the same AWS_* settings)."""
+    served = serve_archive(crawled_s3["location"], pywb=pywb_bin, env=crawled_s3["env"])
+    served.pywb_pid  # pywb runs for an S3 archive too (serve said so)
+    article = news_site.article("harbour-ferries")
+    status, headers, _ = http_get(f"{served.base}/web/{article['url']}")  # the TimeGate
+    assert status == 302
+    ts = re.fullmatch(rf"{re.escape(served.base)}/web/(\d{{14}})/{re.escape(article['url'])}", headers["Location"])[1]
+    status, headers, body = http_get(headers["Location"])
+    assert status == 200 and headers["Memento-Datetime"] and b"wombat" in body  # rewritten by pywb
+    hrefs = re.findall(r'<a [^>]*href="([^"]+)"', body.decode("utf-8", "replace"))
+    links = [h for h in hrefs if h.startswith(("http://", "https://", "/"))]  # not #anchors or mailto:
+    assert len(links) >= 10 and all(h.startswith(("/web/", f"{served.base}/web/")) for h in links), links
+    status, _, stored = http_get(f"{served.base}/web/{ts}id_/{article['url']}")
+    assert status == 200 and stored == news_site.page_bytes(article["path"])
