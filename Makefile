@@ -59,7 +59,7 @@ $(NODE): package.json package-lock.json | browser-packages
 $(STAMP): pyproject.toml constraints.txt | system-packages
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install -q -c constraints.txt 'pip'
-	$(BIN)/pip install -q -c constraints.txt -e '.[test]'
+	$(BIN)/pip install -q -c constraints.txt -e '.[test,dev]'
 	touch $@
 
 setup: $(STAMP)
@@ -78,7 +78,7 @@ lock: | system-packages
 	rm -rf .venv-lock .venv-lock-pywb
 	$(PYTHON) -m venv .venv-lock
 	.venv-lock/bin/pip install -q --upgrade pip
-	.venv-lock/bin/pip install -q -e '.[test]'
+	.venv-lock/bin/pip install -q -e '.[test,dev]'
 	.venv-lock/bin/pip freeze --all --exclude-editable | grep -vE '^(newsarchive|setuptools|wheel)==' > constraints.txt
 	$(PYTHON) -m venv .venv-lock-pywb
 	.venv-lock-pywb/bin/pip install -q pywb wacz boto3

@@ -1,31 +1,42 @@
-"""Articles per second of a whole crawl, next to trafilatura alone on all cores; memory over time.
+"""The whole pipeline against its bound and its peers, on real news pages, in one run.
 
-    .venv/bin/python benchmarks/bench_pipeline.py [--articles 1000] [--memory-articles 4000] [--quick]
+    .venv/bin/python benchmarks/bench_pipeline.py              # ~10,000 pages, 100,000 captures: ~10 min idle
+    .venv/bin/python benchmarks/bench_pipeline.py --smoke      # a few tens of seconds (make test runs it)
 
-1. baseline: trafilatura alone (decode_html + bare_extraction, as bench_extraction.py
-   times it) and extract_article, over the same N pages in a warmed
-   ProcessPoolExecutor of os.cpu_count() workers -> articles/s.
-2. pipeline: a real crawl (flows.pipeline.run_crawl -> `python -m spiders.crawl`)
-   of a generated site of N articles (tests/newssite.py's routes, one news
-   sitemap entry per article, depth 0, delay 0), then index + manifest + upload
-   into a temporary folder archive, each step timed. The site is served from a
-   separate process (pre-built response bytes, asyncio) whose CPU time is
-   measured and reported: on a small machine it competes with the crawl.
-3. memory: RSS (and PSS) of the crawl process tree (Scrapy main process,
-   forkserver, extraction workers), sampled from /proc during a longer crawl.
+On one site of real news pages (benchmarks/realsite.py: ../shared/testdata
+pages of typical extraction cost, each copied with its own URL and text, with
+listing pages and dead links), served from its own process on 127.0.0.1:
 
-Everything talks to 127.0.0.1 only, and every phase has a time bound. Prints a
-table and writes benchmarks/results/pipeline-<UTC timestamp>.json.
+1. bound: trafilatura alone (decode_html + bare_extraction) over every article
+   page in a pool of one process per core (warmed), articles/s; and
+   extract_article, what the crawl runs, on a share of them.
+2. pipeline: `newsarchive crawl --no-prefect` end to end (fetch, WARC,
+   extraction, index, upload into a folder archive, catalog), its process tree
+   sampled from /proc: CPU seconds per process (CLI parent, Scrapy process,
+   extraction workers, forkserver) and the tree's RSS, whose peak is read when
+   the site has answered each of --rss-at pages (1,000 and 10,000).
+3. bare Scrapy: benchmarks/bare_spider.py, the same site and links, nothing stored.
+4. wget: `wget --recursive --level=3 --warc-file` (Debian's wget).
+5. get: an archive of --captures captures (generated WARCs, their CDXJ, the
+   catalog), `get --as html` latency p50/p99 in process (Archive.get on an
+   open archive) and through the CLI (a new process each time: start-up
+   included), on a folder and on moto's S3 server on 127.0.0.1.
+
+Everything talks to 127.0.0.1 only. Prints a table of ratios (ratios are what
+to compare: absolute rates drift on a shared machine) and writes
+benchmarks/results/pipeline-<UTC>.json (or --out), with the load average
+before and after.
 """
 
 from __future__ import annotations
 
 import argparse
-import asyncio
 import json
 import os
 import platform
+import random
 import shutil
+import socket
 import statistics
 import subprocess
 import sys
@@ -33,512 +44,570 @@ import tempfile
 import threading
 import time
 from concurrent.futures import ProcessPoolExecutor
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
+from multiprocessing import get_context
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path[:0] = [str(ROOT), str(ROOT / "tests"), str(ROOT / "benchmarks")]
+HERE = Path(__file__).resolve().parent
+ROOT = HERE.parent
+sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(HERE))
 
+import realsite  # noqa: E402
 from pagesets import available, default_set  # noqa: E402
 
 TICK = os.sysconf("SC_CLK_TCK")
-PAGE = os.sysconf("SC_PAGE_SIZE")
+BIN = Path(sys.executable).parent
+SOURCE = "bench"
 
 
-# --------------------------------------------------------------------------- the site
+def machine() -> dict:
+    import importlib.metadata as md
 
-class _StubServer:
-    """Stands in for tests/siteserver.py SiteServer while tests/newssite.py builds routes."""
-
-    def __init__(self, port: int):
-        self.port = port
-        self.routes: dict = {}
-
-    def url(self, path: str = "/", host: str | None = None) -> str:
-        return f"http://{host or '127.0.0.1'}:{self.port}{path}"
-
-
-def _response_bytes(route) -> bytes:
-    from http.client import responses
-
-    lines = [f"HTTP/1.1 {route.status} {route.reason or responses.get(route.status, 'OK')}"]
-    lines += [f"{n}: {v}" for n, v in route.headers]
-    lines += [f"Content-Length: {len(route.body)}", "Connection: keep-alive", "", ""]
-    return "\r\n".join(lines).encode("latin-1") + route.body
+    versions = {}
+    for name in ("trafilatura", "scrapy", "warcio", "lxml", "moto"):
+        try:
+            versions[name] = md.version(name)
+        except md.PackageNotFoundError:
+            pass
+    return {"python": platform.python_version(), "cores": os.cpu_count(), "platform": platform.platform(),
+            "cpu": _cpu_model(), "memory_gb": round(os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE") / 2**30, 1),
+            "load_average": [round(x, 2) for x in os.getloadavg()], "versions": versions}
 
 
-def serve(n_articles: int, lifetime: float, page_set: str) -> None:
-    """Serve the generated site of n_articles on 127.0.0.1; print the port; stop after `lifetime` s.
-
-    Responses are built once per distinct page file and then sent as bytes, so the
-    server costs little CPU per request (it is measured anyway).
-    """
-    from newssite import _build_generated
-    from pagesets import load_pages
-
-    pages = [p for p in load_pages(page_set) if p.kind == "article"]
-
-    async def main() -> None:
-        loop = asyncio.get_running_loop()
-        cache: dict = {}
-        routes_box: list = []
-
-        def respond(path: str) -> bytes:
-            routes = routes_box[0]
-            page = routes.pages.get(path) if path not in routes.fixed else None
-            key = path if path in routes.fixed else ("page", id(page)) if page is not None else ("404",)
-            data = cache.get(key)
-            if data is None:
-                from siteserver import Route
-                route = routes[path] if key != ("404",) else Route(b"not found", status=404,
-                                                                    headers=[("Content-Type", "text/plain")])
-                data = cache[key] = _response_bytes(route)
-            return data
-
-        class Http(asyncio.Protocol):
-            def connection_made(self, transport):
-                self.transport = transport
-                self.buf = b""
-
-            def data_received(self, data):
-                self.buf += data
-                while b"\r\n\r\n" in self.buf:
-                    head, self.buf = self.buf.split(b"\r\n\r\n", 1)
-                    parts = head.split(b"\r\n", 1)[0].split(b" ")
-                    path = parts[1].decode("latin-1") if len(parts) > 1 else "/"
-                    self.transport.write(respond(path))
-
-        server = await loop.create_server(Http, "127.0.0.1", 0, backlog=256)
-        port = server.sockets[0].getsockname()[1]
-        site = _build_generated(_StubServer(port), _StubServer(port), n_articles, pages=pages)
-        routes_box.append(site.routes)
-        print(port, flush=True)
-        await asyncio.sleep(lifetime)  # bounded: the server always stops by itself
-        server.close()
-
-    asyncio.run(main())
-
-
-class SiteProcess:
-    def __init__(self, n_articles: int, lifetime: float, page_set: str):
-        env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(ROOT), str(ROOT / "tests"), str(ROOT / "benchmarks")]))
-        self.proc = subprocess.Popen([sys.executable, __file__, "--serve", str(n_articles), "--lifetime", str(lifetime),
-                                      "--pages", page_set],
-                                     stdout=subprocess.PIPE, text=True, env=env, cwd=ROOT)
-        line = self.proc.stdout.readline().strip()
-        if not line.isdigit():
-            self.proc.kill()
-            raise RuntimeError(f"site server did not start: {line!r}")
-        self.port = int(line)
-        self.base = f"http://127.0.0.1:{self.port}"
-
-    def cpu_seconds(self) -> float:
-        return _proc_cpu(self.proc.pid) or 0.0
-
-    def stop(self) -> None:
-        self.proc.kill()
-        self.proc.wait()
+def _cpu_model() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor()
 
 
 # --------------------------------------------------------------------------- /proc
 
-def _proc_cpu(pid: int) -> float | None:
+def _stat(pid: int) -> tuple[int, float] | None:
+    """(parent pid, CPU seconds) of a process."""
     try:
         fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
     except OSError:
         return None
-    return (int(fields[11]) + int(fields[12])) / TICK  # utime, stime
+    return int(fields[1]), (int(fields[11]) + int(fields[12])) / TICK
 
 
-def _children() -> dict[int, list[int]]:
-    kids: dict[int, list[int]] = {}
-    for entry in os.scandir("/proc"):
-        if not entry.name.isdigit():
-            continue
-        try:
-            ppid = int(Path(f"/proc/{entry.name}/stat").read_text().rsplit(")", 1)[1].split()[1])
-        except (OSError, IndexError, ValueError):
-            continue
-        kids.setdefault(ppid, []).append(int(entry.name))
-    return kids
-
-
-def _tree(root: int) -> list[int]:
-    kids, out, todo = _children(), [], [root]
-    while todo:
-        pid = todo.pop()
-        out.append(pid)
-        todo.extend(kids.get(pid, []))
-    return out
-
-
-def _rss_pss(pid: int) -> tuple[int, int]:
-    rss = pss = 0
+def _rss(pid: int) -> int:
     try:
-        for line in Path(f"/proc/{pid}/smaps_rollup").read_text().splitlines():
-            if line.startswith("Rss:"):
-                rss = int(line.split()[1]) * 1024
-            elif line.startswith("Pss:"):
-                pss = int(line.split()[1]) * 1024
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) * 1024
     except OSError:
-        try:
-            rss = int(Path(f"/proc/{pid}/statm").read_text().split()[1]) * PAGE
-        except OSError:
-            pass
-    return rss, pss
+        pass
+    return 0
 
 
-def _is_crawl(pid: int) -> bool:
+def _cmdline(pid: int) -> str:
     try:
-        return b"spiders.crawl" in Path(f"/proc/{pid}/cmdline").read_bytes()
+        return Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode("utf-8", "replace")
     except OSError:
-        return False
+        return ""
 
 
 class TreeSampler(threading.Thread):
-    """Every `interval` s: RSS/PSS of the crawl process (a child of ours running spiders.crawl) and its tree."""
+    """Every `interval` s: each process under `root` (CPU seconds, role) and the tree's summed RSS.
 
-    def __init__(self, progress: dict, interval: float = 0.5):
-        super().__init__(daemon=True, name="rss-sampler")
-        self.progress = progress
-        self.interval = interval
-        self.samples: list[dict] = []
-        self.cpu: dict[int, float] = {}  # pid -> last CPU seconds seen
+    A process's CPU is its last sample, so each is short by at most `interval`
+    of CPU. The RSS peak is kept for each checkpoint: the highest sum seen
+    until the site had answered that many pages, over the crawl's tree (the
+    crawl process, forkserver, resource tracker, workers: what
+    docs/ARCHITECTURE.md calls the crawl's memory) and with the CLI parent.
+    """
+
+    def __init__(self, root: int, site: realsite.SiteProcess, checkpoints: list[int], interval: float = 0.2):
+        super().__init__(daemon=True, name="tree-sampler")
+        self.root, self.site, self.interval = root, site, interval
+        self.checkpoints = sorted(checkpoints)
+        self.cpu: dict[int, float] = {}
         self.roles: dict[int, str] = {}
-        self.stop_event = threading.Event()
-        self.own_cpu = 0.0
-        self.t0 = time.perf_counter()
+        self.peak = 0
+        self.peak_at: dict[int, int] = {}
+        self.peak_by_role: dict[str, int] = {}
+        self.peak_at_with_cli: dict[int, int] = {}
+        self.crawl_peak = 0
+        self.samples = 0
+        self._halt = threading.Event()
 
     def run(self) -> None:
-        try:
-            self._sample()
-        finally:
-            self.own_cpu = time.thread_time()  # the sampler's own cost, taken out of the parent's CPU
+        while not self._halt.is_set():
+            self.sample()
+            self._halt.wait(self.interval)
 
-    def _sample(self) -> None:
-        crawl = None
-        while not self.stop_event.wait(self.interval):
-            if crawl is None or not Path(f"/proc/{crawl}").exists():
-                crawl = next((p for p in _children().get(os.getpid(), []) if _is_crawl(p)), None)
-                if crawl is None:
-                    continue
-            tree = _tree(crawl)
-            main_rss = main_pss = tree_rss = tree_pss = 0
-            for pid in tree:
-                rss, pss = _rss_pss(pid)
-                tree_rss += rss
-                tree_pss += pss
-                if pid == crawl:
-                    main_rss, main_pss = rss, pss
-                cpu = _proc_cpu(pid)
-                if cpu is not None:
-                    self.cpu[pid] = cpu
-                    self.roles.setdefault(pid, "main" if pid == crawl else "workers")
-            self.samples.append({"t": round(time.perf_counter() - self.t0, 2), "procs": len(tree),
-                                 "articles": self.progress.get("articles", 0), "pages": self.progress.get("pages", 0),
-                                 "main_rss": main_rss, "main_pss": main_pss, "tree_rss": tree_rss, "tree_pss": tree_pss})
+    def sample(self) -> None:
+        parents: dict[int, int] = {}
+        cpu: dict[int, float] = {}
+        for entry in os.scandir("/proc"):
+            if entry.name.isdigit():
+                got = _stat(int(entry.name))
+                if got is not None:
+                    parents[int(entry.name)], cpu[int(entry.name)] = got
+        tree, todo = [], [self.root]
+        kids: dict[int, list[int]] = {}
+        for pid, ppid in parents.items():
+            kids.setdefault(ppid, []).append(pid)
+        while todo:
+            pid = todo.pop()
+            if pid in cpu:
+                tree.append(pid)
+                todo.extend(kids.get(pid, []))
+        served = self.site.served
+        total = crawl = 0
+        by_role: dict[str, int] = {}
+        for pid in tree:
+            role = self.roles.get(pid) or self._role(pid, parents)
+            self.roles[pid] = role
+            self.cpu[pid] = cpu[pid]
+            rss = _rss(pid)
+            total += rss
+            by_role[role] = by_role.get(role, 0) + rss
+            if role != "cli":
+                crawl += rss
+        for role, rss in by_role.items():
+            self.peak_by_role[role] = max(self.peak_by_role.get(role, 0), rss)
+        self.samples += 1
+        self.peak = max(self.peak, total)
+        self.crawl_peak = max(self.crawl_peak, crawl)
+        for mark in self.checkpoints:
+            if served <= mark:  # the crawl's tree (as docs/ARCHITECTURE.md counts it), and with the CLI
+                self.peak_at[mark] = max(self.peak_at.get(mark, 0), crawl)
+                self.peak_at_with_cli[mark] = max(self.peak_at_with_cli.get(mark, 0), total)
+
+    def _role(self, pid: int, parents: dict[int, int]) -> str:
+        if pid == self.root:
+            return "cli"
+        cmd = _cmdline(pid)
+        if "spiders.crawl" in cmd:
+            return "scrapy"
+        if "resource_tracker" in cmd:
+            return "resource_tracker"
+        if "forkserver" in cmd:
+            parent_cmd = _cmdline(parents.get(pid, 0))
+            return "extraction_workers" if "forkserver" in parent_cmd else "forkserver"
+        return "other"
+
+    def stop(self) -> None:
+        self._halt.set()
+        self.join(10)
 
     def cpu_by_role(self) -> dict[str, float]:
         out: dict[str, float] = {}
-        for pid, cpu in self.cpu.items():
-            out[self.roles[pid]] = out.get(self.roles[pid], 0.0) + cpu
-        return {k: round(v, 1) for k, v in out.items()}
-
-    def stop(self) -> None:
-        self.stop_event.set()
-        self.join(timeout=5)
+        for pid, seconds in self.cpu.items():
+            out[self.roles[pid]] = round(out.get(self.roles[pid], 0.0) + seconds, 2)
+        return out
 
 
-# --------------------------------------------------------------------------- baseline
+# --------------------------------------------------------------------------- 1. the bound
 
-_PAGES: list[tuple[bytes, str, str]] = []
-
-
-def _load_pages(page_set: str) -> list[tuple[bytes, str, str]]:
-    """The generated site's article bodies in its own order: (body, content_type, url) per distinct file."""
-    from pagesets import load_pages
-
-    pages = sorted((p for p in load_pages(page_set) if p.kind == "article"), key=lambda p: p.file)
-    return [(p.body, p.content_type, p.url) for p in pages]
+_SITE: realsite.Site | None = None
 
 
-def _init_worker(page_set: str) -> None:
-    _PAGES[:] = _load_pages(page_set)
+def _pool_init(site: realsite.Site) -> None:
+    global _SITE
+    _SITE = site
 
 
-def _trafilatura_alone(i: int) -> int:
-    import trafilatura
-
-    from spiders.extraction import decode_html
-
-    body, ctype, url = _PAGES[i % len(_PAGES)]
-    doc = trafilatura.bare_extraction(decode_html(body, ctype), url=url, with_metadata=True, include_comments=False)
-    return 1 if doc and doc.text else 0
+def _bound_chunk(indices: list[int]) -> float:
+    start = time.process_time()
+    for i in indices:
+        realsite.trafilatura_alone(_SITE.article(i), f"http://127.0.0.1{realsite.ARTICLE_PATH.format(i)}",
+                                   _SITE.content_type(i))
+    return time.process_time() - start
 
 
-def _extract_article(i: int) -> int:
+def _ours_chunk(indices: list[int]) -> float:
     from spiders.extraction import ExtractionError, extract_article
 
-    body, ctype, url = _PAGES[i % len(_PAGES)]
-    try:
-        extract_article(body, url=url, content_type=ctype)
-        return 1
-    except ExtractionError:
-        return 0
-
-
-def baseline(n: int, workers: int, fn, timeout: float, page_set: str) -> dict:
-    with ProcessPoolExecutor(max_workers=workers, initializer=_init_worker, initargs=(page_set,)) as pool:
-        list(pool.map(fn, range(workers * 4)))  # import and load in every worker before timing
-        pids = list(pool._processes)  # the workers' CPU time, read from /proc, is independent of other load
-        cpu0 = sum(_proc_cpu(p) or 0 for p in pids)
-        start = time.perf_counter()
-        done = sum(pool.map(fn, range(n), chunksize=4, timeout=timeout))
-        wall = time.perf_counter() - start
-        cpu = sum(_proc_cpu(p) or 0 for p in pids) - cpu0
-    return {"pages": n, "with_text": done, "seconds": round(wall, 2), "pages_per_s": round(n / wall, 1),
-            "cpu_ms_per_page": round(1000 * cpu / n, 1)}
-
-
-# --------------------------------------------------------------------------- pipeline
-
-def _sources_toml(base: str, n: int, concurrency: int) -> str:
-    return "\n".join([
-        "[[source]]", 'name = "bench"', f"sitemaps = ['{base}/sitemap_index.xml']", "allow = ['/news/']",
-        "depth = 0", f"max_pages = {n + 100}", "delay = 0", f"concurrency = {concurrency}", ""])
-
-
-def pipeline(n: int, *, concurrency: int, timeout: float, workdir: Path, sample: bool, page_set: str) -> dict:
-    from flows import pipeline as fp
-
-    site = SiteProcess(n, lifetime=timeout + 60, page_set=page_set)
-    try:
-        workdir.mkdir(parents=True, exist_ok=True)
-        sources = workdir / "sources.toml"
-        sources.write_text(_sources_toml(site.base, n, concurrency), encoding="utf-8")
-        spool, archive = workdir / "spool", workdir / "archive"
-        progress = {"articles": 0, "pages": 0, "first_article": None, "last_article": None}
-
-        def on_event(event: dict) -> None:
-            now = time.perf_counter()
-            if event.get("event") == "page":
-                progress["pages"] += 1
-            elif event.get("event") == "article":
-                progress["articles"] += 1
-                progress["first_article"] = progress["first_article"] or now
-                progress["last_article"] = now
-
-        sampler = TreeSampler(progress)
-        server_cpu0 = site.cpu_seconds()
-        self_cpu0 = sum(os.times()[:2])
-        sampler.start()
-        start = time.perf_counter()
+    start = time.process_time()
+    for i in indices:
         try:
-            stats = fp.run_crawl("bench", sources_file=sources, spool=spool, timeout=timeout, on_event=on_event)
-        finally:
-            crawl_s = time.perf_counter() - start
-            sampler.stop()
-        server_cpu = site.cpu_seconds() - server_cpu0
-        self_cpu = sum(os.times()[:2]) - self_cpu0 - sampler.own_cpu
-    finally:
-        site.stop()
+            extract_article(_SITE.article(i), url=f"http://127.0.0.1{realsite.ARTICLE_PATH.format(i)}",
+                            content_type=_SITE.content_type(i))
+        except ExtractionError:
+            pass
+    return time.process_time() - start
 
-    # index, manifest, upload, catalog: the steps flows.pipeline.run_source chains after the crawl
-    steps: dict[str, float] = {}
-    post_error = None
-    try:
-        for name, step in (("index", lambda: fp.index_spool(spool)),
-                           ("upload", lambda: (fp.write_manifest(spool, stats, source="bench"), fp.upload(spool, str(archive)))),
-                           ("catalog", lambda: fp.update_catalog(str(archive)))):
-            t = time.perf_counter()
-            step()
-            steps[name] = time.perf_counter() - t
-    except Exception as exc:  # report the crawl numbers even when a later step breaks
-        post_error = f"{type(exc).__name__}: {exc}"
-        print(f"  index/upload failed: {post_error}", flush=True)
-    index_s, upload_s, catalog_s = (steps.get(k, 0.0) for k in ("index", "upload", "catalog"))
 
-    articles = int(stats.get("articles") or 0)
-    steady = None
-    if progress["first_article"] and progress["last_article"] and articles > 10:
-        steady = (progress["articles"] - 1) / (progress["last_article"] - progress["first_article"])
+def bound(site: realsite.Site, n: int, workers: int, fn) -> dict:
+    """articles/s of `fn` over articles 0..n-1 on `workers` processes (forked, warmed first)."""
+    chunks = [list(range(i, min(n, i + 4))) for i in range(0, n, 4)]
+    with ProcessPoolExecutor(workers, mp_context=get_context("fork"), initializer=_pool_init,
+                             initargs=(site,)) as pool:
+        list(pool.map(fn, [[i % site.articles] for i in range(workers * 3)]))  # import, caches
+        start = time.perf_counter()
+        cpu = sum(pool.map(fn, chunks))
+        wall = time.perf_counter() - start
+    return {"articles": n, "workers": workers, "wall_s": round(wall, 2), "articles_per_s": round(n / wall, 1),
+            "cpu_ms_per_article": round(cpu / n * 1000, 2)}
+
+
+# --------------------------------------------------------------------------- 2. the pipeline
+
+def _env(extra: dict | None = None) -> dict:
+    env = dict(os.environ, PYTHONPATH=str(ROOT), PREFECT_SERVER_ANALYTICS_ENABLED="false", DO_NOT_TRACK="1")
+    env.update(extra or {})
+    return env
+
+
+def pipeline(site: realsite.SiteProcess, workdir: Path, checkpoints: list[int], timeout: float) -> dict:
+    sources = workdir / "sources.toml"
+    sources.write_text(realsite.sources_toml(site.base, SOURCE))
+    archive = workdir / "archive"
+    env = _env({"NEWSARCHIVE_SPOOL": str(workdir / "spool"), "XDG_CACHE_HOME": str(workdir / "cache"),
+                "COLUMNS": "120"})
+    cmd = [str(BIN / "newsarchive"), "crawl", SOURCE, "--sources", str(sources), "--archive", str(archive),
+           "--no-prefect"]
+    site.reset()
+    start = time.perf_counter()
+    proc = subprocess.Popen(cmd, cwd=workdir, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    sampler = TreeSampler(proc.pid, site, checkpoints)
+    sampler.start()
+    out = _drain(proc, timeout)
+    wall = time.perf_counter() - start
+    sampler.stop()
+    if proc.returncode != 0:
+        raise RuntimeError(f"newsarchive crawl exited {proc.returncode}: {out[-600:]}")
+    pages = site.served
+    articles = sum(1 for _ in (archive / "articles").rglob("*.txt"))
+    captures = _catalog_count(archive)
     cpu = sampler.cpu_by_role()
-    per = lambda sec: round(1000 * sec / articles, 1) if articles and sec is not None else None  # noqa: E731
-    cpu_ms = {"crawl_main": per(cpu.get("main")), "extraction_workers": per(cpu.get("workers")),
-              "site_server": per(server_cpu), "parent": per(self_cpu)}
-    cpu_ms["total"] = round(sum(v for v in cpu_ms.values() if v), 1)
-    out = {
-        "articles": articles, "pages": stats.get("pages"), "errors": stats.get("errors"),
-        "crawl_seconds": round(crawl_s, 2),
-        "crawl_articles_per_s": round(articles / crawl_s, 1),
-        "steady_articles_per_s": round(steady, 1) if steady else None,
-        "post_crawl_error": post_error,
-        "index_seconds": round(index_s, 2), "upload_seconds": round(upload_s, 2), "catalog_seconds": round(catalog_s, 2),
-        "index_upload_articles_per_s": None if post_error else round(articles / (index_s + upload_s + catalog_s), 1),
-        "end_to_end_articles_per_s": None if post_error else round(articles / (crawl_s + index_s + upload_s + catalog_s), 1),
-        "cpu_seconds": {"crawl_main": cpu.get("main"), "extraction_workers": cpu.get("workers"),
-                        "site_server": round(server_cpu, 2), "parent": round(self_cpu, 1)},
-        "cpu_ms_per_article": cpu_ms,
-    }
-    if sample:
-        out["memory"] = memory_summary(sampler.samples, articles)
+    return {"pages": pages, "articles": articles, "captures_in_catalog": captures, "wall_s": round(wall, 2),
+            "pages_per_s": round(pages / wall, 1), "articles_per_s": round(articles / wall, 1),
+            "cpu_s": cpu, "cpu_ms_per_page": {k: round(v / pages * 1000, 2) for k, v in cpu.items()},
+            "cpu_ms_per_article": {k: round(v / max(articles, 1) * 1000, 2) for k, v in cpu.items()},
+            "rss_peak_mb": {str(k): round(v / 2**20, 1) for k, v in sorted(sampler.peak_at.items())},
+            "rss_peak_mb_with_cli": {str(k): round(v / 2**20, 1) for k, v in sorted(sampler.peak_at_with_cli.items())},
+            "rss_peak_mb_whole_crawl": round(sampler.peak / 2**20, 1),
+            "rss_peak_mb_without_cli": round(sampler.crawl_peak / 2**20, 1),
+            "rss_peak_mb_by_process": {k: round(v / 2**20, 1) for k, v in sorted(sampler.peak_by_role.items())},
+            "warc_bytes": sum(p.stat().st_size for p in (archive / "warc").rglob("*.warc.gz")),
+            "samples": sampler.samples, "output_tail": out[-400:]}
+
+
+def _catalog_count(archive: Path) -> int | None:
+    import sqlite3
+
+    db = archive / "catalog.sqlite"
+    if not db.exists():
+        return None
+    with sqlite3.connect(db) as con:
+        return con.execute("select count(*) from captures").fetchone()[0]
+
+
+def _drain(proc: subprocess.Popen, timeout: float) -> str:
+    try:
+        out, _ = proc.communicate(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        out, _ = proc.communicate()
+        raise RuntimeError(f"{proc.args[0]} did not finish in {timeout:.0f} s")
+    return out.decode("utf-8", "replace") if out else ""
+
+
+# --------------------------------------------------------------------------- 3, 4. peers
+
+def bare_scrapy(site: realsite.SiteProcess, workdir: Path, timeout: float) -> dict:
+    cmd = [str(BIN / "scrapy"), "runspider", str(HERE / "bare_spider.py"), "-a", f"start={site.base}/",
+           "-a", "depth=3"]
+    return _peer(cmd, site, workdir, timeout)
+
+
+def wget(site: realsite.SiteProcess, workdir: Path, timeout: float) -> dict | None:
+    program = shutil.which("wget")
+    if program is None:
+        return None
+    out = workdir / "wget"
+    out.mkdir()
+    cmd = [program, "--recursive", "--level=3", "--no-verbose", "--delete-after", "--no-host-directories",
+           "-P", str(out / "files"), f"--warc-file={out / 'crawl'}", f"{site.base}/"]
+    result = _peer(cmd, site, workdir, timeout, ok_codes=(0, 8))  # 8: some pages were 404 (the dead links)
+    result["warc_bytes"] = sum(p.stat().st_size for p in out.glob("*.warc.gz"))
+    result["version"] = subprocess.run([program, "--version"], capture_output=True, text=True).stdout.split("\n")[0]
+    return result
+
+
+def _peer(cmd: list[str], site: realsite.SiteProcess, workdir: Path, timeout: float, ok_codes=(0,)) -> dict:
+    site.reset()
+    start = time.perf_counter()
+    proc = subprocess.Popen(cmd, cwd=workdir, env=_env(), stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    sampler = TreeSampler(proc.pid, site, [])
+    sampler.start()
+    out = _drain(proc, timeout)
+    wall = time.perf_counter() - start
+    sampler.stop()
+    if proc.returncode not in ok_codes:
+        raise RuntimeError(f"{Path(cmd[0]).name} exited {proc.returncode}: {out[-600:]}")
+    pages = site.served
+    cpu = sum(sampler.cpu.values())
+    return {"pages": pages, "wall_s": round(wall, 2), "pages_per_s": round(pages / wall, 1),
+            "cpu_s": round(cpu, 2), "cpu_ms_per_page": round(cpu / max(pages, 1) * 1000, 2)}
+
+
+# --------------------------------------------------------------------------- 5. get latency
+
+def build_capture_archive(folder: Path, captures: int, urls: int, per_file: int = 10_000) -> list[str]:
+    """A folder archive of `captures` response records over `urls` URLs (WARCs, their CDXJ); the URLs.
+
+    Written as a crawl's upload leaves them (warc/ and indexes/ keys); the
+    catalog is built by the first open. The URLs are never fetched.
+    """
+    from warcio.statusandheaders import StatusAndHeaders
+    from warcio.warcwriter import WARCWriter
+
+    from storage import layout
+    from storage.cdxj import index_warc
+
+    from io import BytesIO
+
+    names = [f"http://127.0.0.1:9/2026/{1 + u % 12:02d}/story-{u}.html" for u in range(urls)]
+    start = datetime(2026, 1, 1, tzinfo=timezone.utc)
+    written, serial = 0, 0
+    while written < captures:
+        serial += 1
+        created = start + timedelta(hours=serial)
+        name = layout.warc_filename(f"newsarchive-{SOURCE}", created, serial, "benchhost")
+        key = layout.warc_key(SOURCE, created, name)
+        path = folder / key
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with open(path, "wb") as fh:
+            writer = WARCWriter(fh, gzip=True, warc_version="1.1")
+            for c in range(written, min(captures, written + per_file)):
+                u, round_ = c % urls, c // urls
+                when = start + timedelta(days=round_, seconds=u)
+                body = (f"<html><head><title>Story {u}</title></head><body><h1>Story {u}</h1>"
+                        f"<p>Version {round_} of story {u}. " + "Lorem ipsum dolor sit amet. " * 30
+                        + "</p></body></html>").encode()
+                http = StatusAndHeaders("200 OK", [("Content-Type", "text/html; charset=utf-8"),
+                                                   ("Content-Length", str(len(body)))], protocol="HTTP/1.1")
+                record = writer.create_warc_record(
+                    names[u], "response", payload=BytesIO(body), length=len(body), http_headers=http,
+                    warc_headers_dict={"WARC-Date": when.strftime("%Y-%m-%dT%H:%M:%S.000000Z")})
+                writer.write_record(record)
+        written = min(captures, written + per_file)
+        index = folder / layout.index_key(key)
+        index.parent.mkdir(parents=True, exist_ok=True)
+        index.write_text("".join(index_warc(path, key)))
+    return names
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class MotoProcess:
+    """moto's S3 server (server mode) in its own process on 127.0.0.1."""
+
+    def __init__(self):
+        self.port = _free_port()
+        self.proc = subprocess.Popen([str(BIN / "moto_server"), "-H", "127.0.0.1", "-p", str(self.port)],
+                                     stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        self.url = f"http://127.0.0.1:{self.port}"
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            try:
+                socket.create_connection(("127.0.0.1", self.port), timeout=1).close()
+                return
+            except OSError:
+                time.sleep(0.2)
+        self.stop()
+        raise RuntimeError("moto_server did not start")
+
+    def stop(self) -> None:
+        self.proc.kill()
+        self.proc.wait(10)
+
+
+def _percentiles(values: list[float]) -> dict:
+    values = sorted(values)
+    pick = lambda q: values[min(len(values) - 1, int(round(q * (len(values) - 1))))]  # noqa: E731
+    return {"n": len(values), "p50_ms": round(pick(0.5) * 1000, 1), "p99_ms": round(pick(0.99) * 1000, 1),
+            "max_ms": round(values[-1] * 1000, 1)}
+
+
+def get_latency(location: str, urls: list[str], env: dict, in_process: int, cli: int) -> dict:
+    from storage.archive import open_archive
+
+    rng = random.Random(7)
+    t0 = time.perf_counter()
+    archive = open_archive(location)  # the first open builds the catalog
+    first_open = time.perf_counter() - t0
+    times = []
+    for url in rng.sample(urls, min(in_process, len(urls))):
+        t = time.perf_counter()
+        archive.get(url, None, as_="html")
+        times.append(time.perf_counter() - t)
+    cli_times = []
+    for url in rng.sample(urls, min(cli, len(urls))):
+        t = time.perf_counter()
+        done = subprocess.run([str(BIN / "newsarchive"), "get", url, "--as", "html", "--archive", location],
+                              env=env, capture_output=True, timeout=120)
+        cli_times.append(time.perf_counter() - t)
+        if done.returncode != 0:
+            raise RuntimeError(f"newsarchive get failed: {done.stderr.decode()[-300:]}")
+    return {"first_open_s": round(first_open, 2), "in_process": _percentiles(times), "cli": _percentiles(cli_times)}
+
+
+def retrieval(workdir: Path, captures: int, urls: int, in_process: int, cli: int) -> dict:
+    import boto3
+
+    folder = workdir / "captures"
+    t = time.perf_counter()
+    names = build_capture_archive(folder, captures, urls)
+    build_s = time.perf_counter() - t
+    cache = workdir / "get-cache"
+    os.environ["XDG_CACHE_HOME"] = str(cache)  # the S3 catalog's folder, ours only
+    env = _env({"XDG_CACHE_HOME": str(cache)})
+    out = {"captures": captures, "urls": urls, "build_s": round(build_s, 1),
+           "local": get_latency(str(folder), names, env, in_process, cli)}
+    moto = MotoProcess()
+    try:
+        aws = {"AWS_ENDPOINT_URL": moto.url, "AWS_ACCESS_KEY_ID": "bench", "AWS_SECRET_ACCESS_KEY": "bench",
+               "AWS_DEFAULT_REGION": "us-east-1"}
+        os.environ.update(aws)
+        env.update(aws)
+        s3 = boto3.client("s3", endpoint_url=moto.url, region_name="us-east-1")
+        s3.create_bucket(Bucket="bench")
+        for path in sorted(p for p in folder.rglob("*") if p.is_file() and p.name != "catalog.sqlite"):
+            s3.upload_file(str(path), "bench", "archive/" + path.relative_to(folder).as_posix())
+        out["s3"] = get_latency("s3://bench/archive", names, env, in_process, cli)
+    finally:
+        moto.stop()
     return out
 
 
-def memory_summary(samples: list[dict], articles: int) -> dict:
-    mb = 1024 * 1024
-    if not samples:
-        return {}
-    lo, hi = 0.25 * articles, 0.95 * articles
-    steady = [s for s in samples if lo <= s["articles"] <= hi]
+# --------------------------------------------------------------------------- report
 
-    def slope(key: str) -> float | None:  # MB per 1000 articles, least squares over the steady part
-        if len(steady) < 4 or steady[-1]["articles"] == steady[0]["articles"]:
-            return None
-        xs = [s["articles"] / 1000 for s in steady]
-        ys = [s[key] / mb for s in steady]
-        mx, my = statistics.fmean(xs), statistics.fmean(ys)
-        den = sum((x - mx) ** 2 for x in xs)
-        return round(sum((x - mx) * (y - my) for x, y in zip(xs, ys)) / den, 2) if den else None
-
-    out = {"samples": len(samples), "interval_s": 0.5}
-    for key in ("main_rss", "tree_rss", "tree_pss"):
-        out[key] = {"peak_mb": round(max(s[key] for s in samples) / mb, 1),
-                    "steady_median_mb": round(statistics.median(s[key] for s in steady) / mb, 1) if steady else None,
-                    "growth_mb_per_1000": slope(key)}
-    # a coarse series for the README / plots: about 40 points
-    step = max(1, len(samples) // 40)
-    out["series"] = [{"t": s["t"], "articles": s["articles"], "main_rss_mb": round(s["main_rss"] / mb, 1),
-                      "tree_rss_mb": round(s["tree_rss"] / mb, 1), "tree_pss_mb": round(s["tree_pss"] / mb, 1)}
-                     for s in samples[::step]]
-    return out
+def ratios(result: dict) -> dict:
+    b, p = result["bound"], result["pipeline"]
+    out = {"pipeline / bound (articles/s)": p["articles_per_s"] / b["articles_per_s"],
+           "extract_article / bound (articles/s)": result["extract_article"]["articles_per_s"] / b["articles_per_s"]}
+    if result.get("bare_scrapy"):
+        out["pipeline / bare Scrapy (pages/s)"] = p["pages_per_s"] / result["bare_scrapy"]["pages_per_s"]
+    if result.get("wget"):
+        out["pipeline / wget (pages/s)"] = p["pages_per_s"] / result["wget"]["pages_per_s"]
+        if result.get("bare_scrapy"):
+            out["bare Scrapy / wget (pages/s)"] = result["bare_scrapy"]["pages_per_s"] / result["wget"]["pages_per_s"]
+    rss = p["rss_peak_mb"]
+    if len(rss) >= 2:
+        marks = sorted(rss, key=int)
+        out[f"peak RSS at {marks[-1]} / at {marks[0]} pages"] = rss[marks[-1]] / max(rss[marks[0]], 1)
+    return {k: round(v, 3) for k, v in out.items()}
 
 
-# --------------------------------------------------------------------------- main
-
-def machine() -> dict:
-    info = {"cores": os.cpu_count(), "python": platform.python_version(), "platform": platform.platform(),
-            "load_average": [round(x, 2) for x in os.getloadavg()]}
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                info["cpu"] = line.split(":", 1)[1].strip()
-                break
-        for line in Path("/proc/meminfo").read_text().splitlines():
-            if line.startswith("MemTotal:"):
-                info["memory_gb"] = round(int(line.split()[1]) / 1024 / 1024, 1)
-    except OSError:
-        pass
-    try:
-        import scrapy
-        import trafilatura
-        info["trafilatura"] = trafilatura.__version__
-        info["scrapy"] = scrapy.__version__
-    except ImportError:
-        pass
-    return info
+def table(result: dict) -> str:
+    b, p = result["bound"], result["pipeline"]
+    lines = ["| what | pages | articles | wall s | pages/s | articles/s |", "|---|---:|---:|---:|---:|---:|"]
+    lines.append(f"| bound: trafilatura alone, {b['workers']} processes | | {b['articles']} | {b['wall_s']} | | {b['articles_per_s']} |")
+    e = result["extract_article"]
+    lines.append(f"| extract_article alone, {e['workers']} processes | | {e['articles']} | {e['wall_s']} | | {e['articles_per_s']} |")
+    lines.append(f"| pipeline: newsarchive crawl (end to end) | {p['pages']} | {p['articles']} | {p['wall_s']} | {p['pages_per_s']} | {p['articles_per_s']} |")
+    for name in ("bare_scrapy", "wget"):
+        r = result.get(name)
+        if r:
+            lines.append(f"| {name.replace('_', ' ')} | {r['pages']} | | {r['wall_s']} | {r['pages_per_s']} | |")
+    lines += ["", "| ratio | |", "|---|---:|"] + [f"| {k} | {v} |" for k, v in result["ratios"].items()]
+    lines += ["", "| CPU ms per page (per article) | |", "|---|---:|"]
+    for role, ms in sorted(p["cpu_ms_per_page"].items()):
+        lines.append(f"| {role} | {ms} ({p['cpu_ms_per_article'][role]}) |")
+    lines.append(f"| bound: trafilatura alone, per article | ({b['cpu_ms_per_article']}) |")
+    for name in ("bare_scrapy", "wget"):
+        r = result.get(name)
+        if r:
+            lines.append(f"| {name.replace('_', ' ')} | {r['cpu_ms_per_page']} |")
+    lines += ["", "| peak RSS of the crawl's process tree (crawl, forkserver, workers) | MB | with the CLI parent |",
+              "|---|---:|---:|"]
+    lines += [f"| until {k} pages | {v} | {p['rss_peak_mb_with_cli'][k]} |" for k, v in p["rss_peak_mb"].items()]
+    lines.append(f"| whole crawl ({p['pages']} pages) | {p['rss_peak_mb_without_cli']} | {p['rss_peak_mb_whole_crawl']} |")
+    lines += [f"| &nbsp; {role} (its own peak) | {mb} | |" for role, mb in p["rss_peak_mb_by_process"].items()]
+    g = result.get("retrieval")
+    if g:
+        lines += ["", f"| get --as html, {g['captures']} captures | p50 ms | p99 ms |", "|---|---:|---:|"]
+        for where in ("local", "s3"):
+            if where in g:
+                for how in ("in_process", "cli"):
+                    r = g[where][how]
+                    lines.append(f"| {where}, {how.replace('_', ' ')} ({r['n']}) | {r['p50_ms']} | {r['p99_ms']} |")
+    return "\n".join(lines)
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--articles", type=int, default=1000, help="articles for baseline and pipeline (default 1000)")
-    parser.add_argument("--memory-articles", type=int, default=4000,
-                        help="articles of the long crawl sampled for memory (0: skip; default 4000)")
-    parser.add_argument("--concurrency", type=int, default=16, help="requests in flight (default 16)")
-    parser.add_argument("--quick", action="store_true", help="300 articles, memory crawl of 1000")
-    parser.add_argument("--timeout", type=float, default=None,
-                        help="bound on each crawl and baseline, seconds (default 120 + 0.5 s per article)")
-    parser.add_argument("--out", type=Path, default=None, help="results JSON (default benchmarks/results/pipeline-<UTC>.json)")
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--articles", type=int, default=4400, help="article pages on the site (~2.3 pages each)")
+    parser.add_argument("--ours", type=int, default=1000, help="articles extract_article is timed on")
+    parser.add_argument("--rss-at", default="1000,10000", help="pages at which the RSS peak is read")
+    parser.add_argument("--captures", type=int, default=100_000, help="captures in the get-latency archive")
+    parser.add_argument("--gets", type=int, default=300, help="in-process gets per archive")
+    parser.add_argument("--cli-gets", type=int, default=30, help="CLI gets per archive")
     parser.add_argument("--pages", choices=available(), default=default_set(),
-                        help="page set the generated site reuses: shared (the 107 real evaluation pages, "
-                             "when ../shared/testdata is there; the default then) or corpus (tests/data)")
-    parser.add_argument("--serve", type=int, default=None, help=argparse.SUPPRESS)
-    parser.add_argument("--lifetime", type=float, default=600, help=argparse.SUPPRESS)
+                        help="page set (benchmarks/pagesets.py): shared, the real evaluation pages of "
+                             "../shared/testdata (the default when present), or corpus (tests/data)")
+    parser.add_argument("--no-wget", action="store_true")
+    parser.add_argument("--smoke", action="store_true", help="a small run for CI: every step, a few tens of seconds")
+    parser.add_argument("--out", type=Path, default=None)
+    parser.add_argument("--timeout", type=float, default=3600)
     args = parser.parse_args(argv)
-    if args.serve is not None:
-        serve(args.serve, args.lifetime, args.pages)
-        return 0
-    if args.quick:
-        args.articles, args.memory_articles = 300, 1000 if args.memory_articles else 0
+    if args.smoke:
+        args.articles, args.ours, args.rss_at = 40, 20, "20,80"
+        args.captures, args.gets, args.cli_gets = 2000, 50, 3
+    checkpoints = [int(x) for x in args.rss_at.split(",") if x.strip()]
+    workers = os.cpu_count() or 1
+    stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%SZ")
+    out_path = args.out or HERE / "results" / f"pipeline-{'smoke-' if args.smoke else ''}{stamp}.json"
 
-    if args.timeout is None:
-        args.timeout = 120 + 0.5 * max(args.articles, args.memory_articles)
-    os.environ.setdefault("TLDEXTRACT_PUBLIC_SUFFIX_LIST_URLS", "")
-    cores = os.cpu_count() or 1
-    n = args.articles
-    info = machine()
-    print(f"pipeline benchmark: {n} articles ({args.pages} pages), {cores} cores, load average {info['load_average']}", flush=True)
+    result: dict = {"benchmark": "pipeline", "when": stamp, "smoke": args.smoke, "machine_before": machine()}
+    t = time.perf_counter()
+    pages = realsite.typical_pages(realsite.load_pages(args.pages))
+    result["site"] = {"page_set": args.pages, "base_pages": len(pages),
+                      "base_page_kb_mean": round(statistics.mean(len(p.body) for p in pages) / 1024, 1),
+                      "base_page_kb_median": round(statistics.median(len(p.body) for p in pages) / 1024, 1),
+                      "extraction_ms_mean": round(statistics.mean(p.ms for p in pages), 1),
+                      "extraction_ms_median": round(statistics.median(p.ms for p in pages), 1),
+                      "calibration_s": round(time.perf_counter() - t, 1)}
+    site = realsite.Site(pages, args.articles)
+    result["site"].update(articles=args.articles, expected_pages=site.pages())
+    print(f"site: {args.articles} articles from {len(pages)} {args.pages} pages "
+          f"(extraction {result['site']['extraction_ms_mean']} ms mean), ~{site.pages()} pages", flush=True)
 
-    rows = []
-    base = baseline(n, cores, _trafilatura_alone, args.timeout, args.pages)
-    rows.append({"what": "trafilatura alone, all cores", **base})
-    print(f"  baseline trafilatura alone: {base['pages_per_s']} pages/s", flush=True)
-    ours = baseline(n, cores, _extract_article, args.timeout, args.pages)
-    rows.append({"what": "extract_article, all cores", **ours})
-    print(f"  extract_article alone:      {ours['pages_per_s']} pages/s", flush=True)
-
-    work = Path(tempfile.mkdtemp(prefix="newsarchive-bench-"))
+    server = realsite.SiteProcess(site)
+    work = Path(tempfile.mkdtemp(prefix="bench-pipeline-"))
     try:
-        run = pipeline(n, concurrency=args.concurrency, timeout=args.timeout, workdir=work / "run", sample=False,
-                       page_set=args.pages)
-        print(f"  pipeline crawl:             {run['crawl_articles_per_s']} articles/s", flush=True)
-        memory = None
-        if args.memory_articles:
-            memory = pipeline(args.memory_articles, concurrency=args.concurrency, timeout=args.timeout,
-                              workdir=work / "memory", sample=True, page_set=args.pages)
-            print(f"  memory crawl ({args.memory_articles}):        {memory['crawl_articles_per_s']} articles/s", flush=True)
+        print("bound ...", flush=True)
+        result["bound"] = bound(site, args.articles, workers, _bound_chunk)
+        result["extract_article"] = bound(site, min(args.ours, args.articles), workers, _ours_chunk)
+        print("pipeline ...", flush=True)
+        (work / "pipeline").mkdir()
+        result["pipeline"] = pipeline(server, work / "pipeline", checkpoints, args.timeout)
+        shutil.rmtree(work / "pipeline", ignore_errors=True)
+        print("bare Scrapy ...", flush=True)
+        result["bare_scrapy"] = bare_scrapy(server, work, args.timeout)
+        if not args.no_wget:
+            print("wget ...", flush=True)
+            result["wget"] = wget(server, work, args.timeout)
+    finally:
+        server.stop()
+    try:
+        print(f"get latency ({args.captures} captures) ...", flush=True)
+        result["retrieval"] = retrieval(work, args.captures, max(1, args.captures // 4), args.gets, args.cli_gets)
     finally:
         shutil.rmtree(work, ignore_errors=True)
-
-    alone = base["pages_per_s"]
-    ratios = {
-        "crawl_vs_trafilatura_alone": round(run["crawl_articles_per_s"] / alone, 2),
-        "steady_vs_trafilatura_alone": round((run["steady_articles_per_s"] or 0) / alone, 2),
-        "end_to_end_vs_trafilatura_alone": round((run["end_to_end_articles_per_s"] or 0) / alone, 2),
-        "crawl_vs_extract_article_alone": round(run["crawl_articles_per_s"] / ours["pages_per_s"], 2),
-        # CPU per article, alone vs in the crawl: the wall-clock ratio to expect when the
-        # machine is otherwise idle and everything is CPU bound (immune to other load)
-        "cpu_alone_vs_cpu_crawl": round(ours["cpu_ms_per_page"] / run["cpu_ms_per_article"]["total"], 2),
-        "target": 0.85,
-    }
-    info["load_average_after"] = [round(x, 2) for x in os.getloadavg()]
-
-    print()
-    print(f"{'what':<44}{'articles':>9}{'seconds':>9}{'per s':>8}{'vs alone':>10}{'CPU ms/art':>12}")
-    for r in rows:
-        print(f"{r['what']:<44}{r['pages']:>9}{r['seconds']:>9}{r['pages_per_s']:>8}{r['pages_per_s'] / alone:>10.2f}"
-              f"{r['cpu_ms_per_page']:>12}")
-    for label, r, key, secs in (
-            ("pipeline: crawl+WARC+extraction", run, "crawl_articles_per_s", run["crawl_seconds"]),
-            ("pipeline: same, first..last article", run, "steady_articles_per_s", None),
-            ("pipeline: index+manifest+upload+catalog", run, "index_upload_articles_per_s",
-             run["index_seconds"] + run["upload_seconds"] + run["catalog_seconds"]),
-            ("pipeline: end to end", run, "end_to_end_articles_per_s", None)):
-        rate = r[key] or 0
-        cpu = run["cpu_ms_per_article"]["total"] if key == "crawl_articles_per_s" else ""
-        print(f"{label:<44}{r['articles']:>9}{'' if secs is None else round(secs, 1):>9}{rate:>8}{rate / alone:>10.2f}"
-              f"{cpu:>12}")
-    c = run["cpu_ms_per_article"]
-    print(f"CPU ms per article in the crawl: Scrapy main {c['crawl_main']}, extraction workers {c['extraction_workers']}, "
-          f"site server {c['site_server']}, parent (reads progress) {c['parent']}")
-    if memory:
-        m = memory["memory"]
-        print(f"memory, crawl of {memory['articles']} articles ({memory['crawl_articles_per_s']} articles/s):")
-        for key, label in (("main_rss", "Scrapy process RSS"), ("tree_rss", "process tree RSS"), ("tree_pss", "process tree PSS")):
-            v = m[key]
-            print(f"  {label:<20} peak {v['peak_mb']} MB, steady median {v['steady_median_mb']} MB, "
-                  f"growth {v['growth_mb_per_1000']} MB / 1000 articles")
-    print(f"ratio crawl / trafilatura alone: {ratios['crawl_vs_trafilatura_alone']} "
-          f"(first..last article {ratios['steady_vs_trafilatura_alone']}; by CPU per article, "
-          f"extract_article alone / crawl: {ratios['cpu_alone_vs_cpu_crawl']}; target {ratios['target']})")
-
-    stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%SZ")
-    out = args.out or ROOT / "benchmarks" / "results" / f"pipeline-{stamp}.json"
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps({"benchmark": "pipeline", "when": stamp, "page_set": args.pages, "articles": n, "concurrency": args.concurrency,
-                               "machine": info, "baseline": rows, "pipeline": run, "ratios": ratios,
-                               "memory_run": memory}, indent=2) + "\n", encoding="utf-8")
-    print(f"wrote {out}")
+    result["ratios"] = ratios(result)
+    result["load_average_after"] = [round(x, 2) for x in os.getloadavg()]
+    result["table"] = table(result)
+    print(result["table"])
+    print(f"load average before {result['machine_before']['load_average']}, after {result['load_average_after']}")
+    out_path.parent.mkdir(parents=True, exist_ok=True)
+    out_path.write_text(json.dumps(result, indent=2) + "\n")
+    print(f"wrote {out_path}")
     return 0
 
 

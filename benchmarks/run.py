@@ -46,7 +46,7 @@ def _run(name: str, cmd: list[str], out: Path | None, timeout: float) -> dict:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--quick", action="store_true", help="a short run: 1 round, 300 articles, memory crawl of 1000")
+    parser.add_argument("--quick", action="store_true", help="a short run: 1 extraction round, a site of 1000 articles, 20,000 captures, search at 20,000")
     args = parser.parse_args(argv)
     RESULTS.mkdir(parents=True, exist_ok=True)
     stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%SZ")
@@ -60,7 +60,8 @@ def main(argv: list[str] | None = None) -> int:
         _run("eval", [py, str(HERE / "eval_extraction.py")], None, 600),
         _run("extraction", [py, str(HERE / "bench_extraction.py"), "--rounds", "1" if args.quick else "3"], None, 600),
         _run("pipeline", [py, str(HERE / "bench_pipeline.py"), "--out", str(pipeline_out)]
-             + (["--quick"] if args.quick else []), pipeline_out, 1200),
+             + (["--articles", "1000", "--rss-at", "500,2000", "--captures", "20000"] if args.quick else []),
+             pipeline_out, 3600),
         _run("search", [py, str(HERE / "bench_search.py")] + (["--quick"] if args.quick else []), None, 3600),
     ]
 
@@ -94,26 +95,20 @@ def main(argv: list[str] | None = None) -> int:
                 rows.append(("extraction", f"{row['what']}, {row['workers']} worker(s)", f"{row['pages_per_s']} pages/s",
                              f"{row['vs_trafilatura_alone']}x alone"))
         else:
-            p, ratios = res["pipeline"], res["ratios"]
-            for row in res["baseline"]:
-                rows.append(("pipeline", f"{row['what']} ({row['pages']})", f"{row['pages_per_s']} articles/s",
-                             f"{row['cpu_ms_per_page']} CPU ms/article"))
-            rows.append(("pipeline", f"crawl+WARC+extraction ({p['articles']})", f"{p['crawl_articles_per_s']} articles/s",
-                         f"{ratios['crawl_vs_trafilatura_alone']}x alone (target 0.85)"))
-            rows.append(("pipeline", "  same, CPU per article", f"{p['cpu_ms_per_article']['total']} CPU ms/article",
-                         f"{ratios['cpu_alone_vs_cpu_crawl']}x alone by CPU"))
-            if p.get("index_upload_articles_per_s"):
-                rows.append(("pipeline", "index+manifest+upload+catalog", f"{p['index_upload_articles_per_s']} articles/s",
-                             f"end to end {p['end_to_end_articles_per_s']} articles/s"))
-            elif p.get("post_crawl_error"):
-                rows.append(("pipeline", "index+manifest+upload+catalog", "FAILED", p["post_crawl_error"][:60]))
-            mem = (res.get("memory_run") or {}).get("memory")
-            if mem:
-                for key, label in (("main_rss", "Scrapy process RSS"), ("tree_pss", "crawl tree PSS")):
-                    v = mem[key]
-                    rows.append(("memory", f"{label} ({res['memory_run']['articles']} articles)",
-                                 f"peak {v['peak_mb']} MB, steady {v['steady_median_mb']} MB",
-                                 f"{v['growth_mb_per_1000']} MB / 1000 articles"))
+            p, b = res["pipeline"], res["bound"]
+            rows.append(("pipeline", f"trafilatura alone, {b['workers']} processes ({b['articles']})",
+                         f"{b['articles_per_s']} articles/s", f"{b['cpu_ms_per_article']} CPU ms/article"))
+            rows.append(("pipeline", f"newsarchive crawl ({p['pages']} pages, {p['articles']} articles)",
+                         f"{p['articles_per_s']} articles/s", "end to end"))
+            for name, value in res["ratios"].items():
+                rows.append(("pipeline", name, f"{value}", ""))
+            for mark, mb in p["rss_peak_mb"].items():
+                rows.append(("memory", f"crawl tree peak RSS until {mark} pages", f"{mb} MB", ""))
+            for where, r in (res.get("retrieval") or {}).items():
+                if isinstance(r, dict) and "cli" in r:
+                    rows.append(("get", f"{where} ({res['retrieval']['captures']} captures)",
+                                 f"p50 {r['in_process']['p50_ms']} / p99 {r['in_process']['p99_ms']} ms in process",
+                                 f"CLI p50 {r['cli']['p50_ms']} / p99 {r['cli']['p99_ms']} ms"))
 
     print()
     widths = [max(len(str(row[i])) for row in rows) for i in range(4)]

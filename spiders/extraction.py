@@ -14,6 +14,7 @@ import json
 import re
 import unicodedata
 from dataclasses import dataclass, field
+from typing import Any, Callable
 from urllib.parse import urljoin
 
 import charset_normalizer
@@ -404,12 +405,16 @@ def extract_article(
     include_tables: bool = True,
     min_words: int = 10,
     favor_precision: bool = False,
+    on_parsed: Callable[[Any], None] | None = None,
 ) -> Article:
     """Turn one HTML response body into the plain-text form and its metadata.
 
     `body` has its content-encoding removed. `hints` ({"title", "date"} from a
     news sitemap or feed) fill what the page does not say. Raises
     ExtractionError (one line, with the URL) when there is no article.
+    `on_parsed` is called with the lxml tree as soon as the page is parsed,
+    before extraction changes anything, so the caller can read the same tree
+    (spiders.pagereader takes the page's links from it: one parse a page).
     """
     _check_html(body, url, content_type)
     html, charset, charset_source = _decode(body, content_type)
@@ -420,6 +425,8 @@ def extract_article(
         tree = trafilatura.load_html(html)
         if tree is None:
             raise ExtractionError(f"not parseable as HTML: {url}")
+        if on_parsed is not None:
+            on_parsed(tree)
         facts = _page_facts(tree, url)
         doc = trafilatura.bare_extraction(
             tree,

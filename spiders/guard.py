@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import ipaddress
 import logging
+import re
 from dataclasses import dataclass
 from urllib.parse import urlsplit
 
@@ -100,6 +101,10 @@ def record_refusal(crawler, url: str, refused: Refused | Refusal) -> None:
         logger.debug("refused (%s): %s: %s", kind, url, refused.message)
 
 
+# http(s)://host[:port] then the path, query, fragment or the end: the host as urlsplit reads it
+_PLAIN_HTTP_URL = re.compile(r"(?i)https?://([a-z0-9.-]+)(?::(\d{1,5}))?(?=[/?#]|$)")
+
+
 class Scope:
     """The scheme, credential and host part of the scope gate for one source.
 
@@ -107,13 +112,33 @@ class Scope:
     they are not failures, just pages the crawl does not want.
     """
 
-    def __init__(self, source: Source | None, *, requisites: bool = False):
+    def __init__(self, source: Source | None = None, *, requisites: bool = False, hosts=None):
         # requisites: the scope of a page's stylesheets, images, fonts and scripts, which
-        # may also come from the hosts the source lists in requisite_hosts (never its pages)
-        if source is None:
-            self.hosts = None  # a spider with no source: any host
-        else:
-            self.hosts = source.requisite_scope if requisites else source.hosts
+        # may also come from the hosts the source lists in requisite_hosts (never its pages).
+        # hosts: the page scope of those hosts without a Source (a link extractor in a worker)
+        if source is not None:
+            hosts = source.requisite_scope if requisites else source.hosts
+        self.hosts = frozenset(hosts) if hosts is not None else None  # None: a spider with no source, any host
+
+    def link_value(self, url: str) -> str | None:
+        """LinkExtractor's `process_value`: None for a link to another site, the URL for anything else.
+
+        Most links of a news page lead elsewhere, and the spider drops those
+        silently (off-scope); saying so here spares building each into a Link
+        (escaping, extension and deny checks). Only plain ASCII URLs are judged:
+        what escaping could change (an IDN host) goes on to the spider's own check.
+        """
+        if self.hosts is None or not url.isascii():
+            return url
+        plain = _PLAIN_HTTP_URL.match(url)
+        if plain is not None and int(plain.group(2) or 0) <= 65535:
+            # the common case, without urlsplit: http(s), a plain host name, maybe a port
+            host = plain.group(1).lower().rstrip(".")
+            if host in self.hosts or (host.startswith("www.") and host[4:] in self.hosts):
+                return url  # (host_key(host) is one of these two)
+            return None if host else url
+        refusal = self.refusal(url)
+        return None if refusal is not None and refusal.kind == "off-scope" else url
 
     def refusal(self, url: str) -> Refusal | None:
         try:

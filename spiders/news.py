@@ -27,14 +27,14 @@ from __future__ import annotations
 
 import logging
 import re
+from dataclasses import replace
 from typing import Any, AsyncIterator
 from urllib.parse import urldefrag, urljoin, urlsplit
 
 import scrapy
 from scrapy import signals
-from scrapy.exceptions import IgnoreRequest
+from scrapy.exceptions import IgnoreRequest, NotConfigured
 from scrapy.http import HtmlResponse, Request, Response
-from scrapy.linkextractors import LinkExtractor
 from scrapy.spidermiddlewares.httperror import HttpError
 from scrapy.utils.sitemap import sitemap_urls_from_robots
 from w3lib.url import canonicalize_url
@@ -43,6 +43,7 @@ from spiders.failures import describe_failure, error_kind, status_kind
 from spiders.feeds import MAX_XML_BYTES, FeedError, XmlIndexReader
 from spiders.guard import REQUISITE_META, Refused, Scope, record_refusal, redact_url, strip_userinfo
 from spiders.limits import MAX_ROBOTSTXT_BYTES, ForbiddenByRobots, ParseLimits, decoded_limit
+from spiders.pagereader import LinkRules, PageReader, link_extractor
 from spiders.seen import SeenCaptures
 from spiders.sources import Source, SourcesError, default_sources_path, load_sources
 from spiders.stats import record_error
@@ -53,6 +54,7 @@ logger = logging.getLogger(__name__)
 ADMITTED_META = "newsarchive_admitted"
 # response.meta: the spider read this page (2xx HTML within the parse limits): its requisites may be fetched
 PAGE_READ_META = "newsarchive_page_read"
+PAGE_REQUISITES_META = "newsarchive_page_requisites"  # (URL, kind) read in the pool with the article
 
 
 class NewsSpider(scrapy.Spider):
@@ -72,6 +74,10 @@ class NewsSpider(scrapy.Spider):
         spider.seen = SeenCaptures.load(crawler.settings.get("NEWSARCHIVE_SEEN"))
         spider.parse_limits = ParseLimits.from_settings(crawler.settings)
         spider.max_xml_bytes = decoded_limit(crawler.settings)
+        try:  # article pages are read (links and text) in the crawl's extraction pool
+            spider.reader = PageReader.of(crawler)
+        except NotConfigured:  # no spool: nothing extracts; links are read here
+            spider.reader = None
         crawler.signals.connect(spider._gate, signal=signals.request_scheduled)
         crawler.signals.connect(spider._robots_parsed, signal=signals.robots_parsed)
         return spider
@@ -91,7 +97,9 @@ class NewsSpider(scrapy.Spider):
         self.seen = SeenCaptures()  # replaced in from_crawler by the archive's state
         self.parse_limits = ParseLimits()  # these two from the settings, in from_crawler
         self.max_xml_bytes = MAX_XML_BYTES
-        self._links = LinkExtractor(deny=source.deny, unique=True)
+        self.link_rules = LinkRules(deny=tuple(source.deny), hosts=tuple(sorted(source.hosts)))
+        self._links = link_extractor(self.link_rules.deny, self.link_rules.hosts)
+        self.reader = None  # a PageReader, in from_crawler, when the crawl has a spool
 
     @property
     def error_samples(self) -> list[dict]:
@@ -248,7 +256,7 @@ class NewsSpider(scrapy.Spider):
             self._record_error(response.url, "bad-feed", f"lists more than {index.max_entries} entries "
                                                          f"(the sitemaps.org limit): the rest not read")
 
-    def parse_page(self, response: Response):
+    async def parse_page(self, response: Response):
         if not self._status_ok(response):
             return
         if not isinstance(response, HtmlResponse):
@@ -259,13 +267,16 @@ class NewsSpider(scrapy.Spider):
             return
         meta = response.meta
         meta[PAGE_READ_META] = True  # spiders.requisites fetches what this page needs to look like itself
+        hops = meta.get("hops", 0)
+        follow = hops < self.source.depth
+        links = None
         is_article = meta.get("article") or self.is_article_url(response.url)
         if is_article and (meta.get("capture") or {}).get("revisit"):
             # the payload the archive holds already (a revisit record): its text exists
             self.crawler.stats.inc_value("newsarchive/unchanged")
         elif is_article:
             self.crawler.stats.inc_value("newsarchive/articles")
-            yield {
+            item = {
                 "kind": "article",
                 "url": response.url,
                 "body": response.body,
@@ -274,19 +285,43 @@ class NewsSpider(scrapy.Spider):
                 "hints": meta.get("hints") or {},
                 "capture": meta.get("capture"),
             }
-        hops = meta.get("hops", 0)
-        if hops >= self.source.depth:
+            if self.reader is not None:
+                # links and text from one parse, in the extraction pool (spiders/pagereader.py)
+                capture = item["capture"] or {}
+                rules = replace(self.link_rules, follow=follow, requisites=self._requisites_reader())
+                item["read"] = await self.reader.read(
+                    response.body, url=response.url, content_type=item["content_type"],
+                    fetched_at=capture.get("date"), hints=item["hints"], capture=capture or None,
+                    links=rules if follow or rules.requisites else None)
+                links = item["read"].links
+                if item["read"].requisites is not None:
+                    meta[PAGE_REQUISITES_META] = item["read"].requisites
+            yield item
+        if not follow:
             return
-        for link in self._links.extract_links(response):
+        if links is None:  # a listing page (or no reading): Scrapy parses it here
+            links = [link.url for link in self._links.extract_links(response)]
+        for request in self.follow(links, hops + 1):
+            yield request
+
+    def _requisites_reader(self) -> str | None:
+        """The function the pool lists an article's requisites with, when spiders.requisites wants them."""
+        if not self.settings.getbool("NEWSARCHIVE_REQUISITES", True) or self.source.requisite_budget <= 0:
+            return None
+        return "spiders.requisites.html_requisites"
+
+    def follow(self, urls, hops: int):
+        """Requests for the in-scope links of a page, until max_pages."""
+        for url in urls:
             if self.pages >= self.source.max_pages:
                 self.crawler.stats.inc_value("newsarchive/dropped/max_pages")
                 return  # no more pages to fetch: the rest of the links are not even built
-            url = strip_userinfo(link.url)
+            url = strip_userinfo(url)
             if self._denied(url):
                 continue
             refusal = self.scope.refusal(url)
             if refusal is None:
-                yield self._request(url, self.parse_page, hops=hops + 1, article=self.is_article_url(url))
+                yield self._request(url, self.parse_page, hops=hops, article=self.is_article_url(url))
             elif refusal.kind != "off-scope":
                 # a link to another site is no failure; a file:, ftp: or broken link is
                 record_refusal(self.crawler, url, refusal)

@@ -1,11 +1,13 @@
 """Item pipeline: article responses -> clean text, metadata and a WARC `conversion` record.
 
 Extraction (trafilatura) is CPU bound and not safe to run in threads, so it
-runs in a process pool ('forkserver': no forked copy of the reactor), one
-worker per core. Each job's result comes back to the reactor thread as a
-Deferred; Scrapy awaits it, so a full pool slows the crawl instead of piling
-up bodies in memory. Files are written on the reactor thread, each as
-`.open` first and renamed, so the spool uploader never takes a partial file.
+runs in the crawl's process pool (spiders.pagereader.PageReader: forkserver,
+one worker per core). NewsSpider reads its article pages there itself (links
+and text from one parse) and hands the reading on in the item (`read`); an
+item that comes with only a body is read here. Either way Scrapy awaits the
+reading, so a full pool slows the crawl instead of piling up bodies in memory.
+Files are written on the reactor thread, each as `.open` first and renamed, so
+the spool uploader never takes a partial file.
 """
 
 from __future__ import annotations
@@ -13,42 +15,18 @@ from __future__ import annotations
 import json
 import logging
 import os
-from concurrent.futures import Future, ProcessPoolExecutor
 from io import BytesIO
 from pathlib import Path
 
 from scrapy.exceptions import NotConfigured
-from scrapy.utils.defer import maybe_deferred_to_future
-from scrapy.utils.misc import load_object
-from twisted.internet.defer import Deferred
 
+from spiders.pagereader import PageReader
 from spiders.stats import add_files, record_error
 from spiders.warccapture import warcinfo_fields
-from spiders.warcfiles import DEFAULT_MAX_SIZE, RotatingWarcWriter, record_builder, warc_date_to_datetime
-from spiders.workerpool import extraction_pool
+from spiders.warcfiles import DEFAULT_GZIP_LEVEL, DEFAULT_MAX_SIZE, RotatingWarcWriter, record_builder, warc_date_to_datetime
 from storage import layout
 
 logger = logging.getLogger(__name__)
-
-DEFAULT_EXTRACTOR = "spiders.extraction.extract_article"
-
-
-def _deferred_from_future(future: Future) -> Deferred:
-    """A Deferred fired on the reactor thread when a concurrent.futures job ends."""
-    from twisted.internet import reactor
-
-    d: Deferred = Deferred()
-
-    def fire(f: Future) -> None:
-        exc = f.exception()
-        if exc is not None:
-            d.errback(exc)
-        else:
-            d.callback(f.result())
-
-    # done callbacks run on the pool's management thread: hop back to the reactor
-    future.add_done_callback(lambda f: reactor.callFromThread(fire, f))
-    return d
 
 
 def one_line(exc: BaseException) -> str:
@@ -57,15 +35,13 @@ def one_line(exc: BaseException) -> str:
 
 
 class ArticlePipeline:
-    def __init__(self, crawler, spool: str, source: str | None, workers: int, extractor: str, max_size: int):
+    def __init__(self, crawler, spool: str, source: str | None, reader: PageReader, max_size: int):
         self.crawler = crawler
         self.spool = Path(spool)
         self.source = source
-        self.workers = workers
-        self.extractor = extractor
+        self.reader = reader
         self.max_size = max_size
         self.builder = record_builder()
-        self._executor: ProcessPoolExecutor | None = None
         self._text_writer: RotatingWarcWriter | None = None
 
     @classmethod
@@ -73,24 +49,12 @@ class ArticlePipeline:
         s = crawler.settings
         if not s.get("NEWSARCHIVE_SPOOL"):
             raise NotConfigured("NEWSARCHIVE_SPOOL is not set: nowhere to write articles")
-        workers = s.getint("NEWSARCHIVE_EXTRACT_WORKERS") or os.cpu_count() or 1
-        return cls(crawler, s.get("NEWSARCHIVE_SPOOL"), s.get("NEWSARCHIVE_SOURCE"), workers,
-                   s.get("NEWSARCHIVE_EXTRACTOR") or DEFAULT_EXTRACTOR,
+        return cls(crawler, s.get("NEWSARCHIVE_SPOOL"), s.get("NEWSARCHIVE_SOURCE"), PageReader.of(crawler),
                    s.getint("NEWSARCHIVE_WARC_MAX_SIZE", DEFAULT_MAX_SIZE))
 
     def _source(self) -> str:
         spider = self.crawler.spider
         return self.source or getattr(getattr(spider, "source", None), "name", None) or spider.name
-
-    def _pool(self) -> ProcessPoolExecutor:
-        if self._executor is None:
-            # started on the first article: crawls without articles start no workers.
-            # The forkserver imports the extractor (trafilatura, lxml, ...) once and
-            # workers fork from it ready to work, instead of each importing it again
-            # (benchmarks/README.md: less CPU and a faster start on small machines).
-            self._executor = extraction_pool(self.workers,
-                                             preload=[self.extractor.rpartition(".")[0] or self.extractor])
-        return self._executor
 
     def _writer(self) -> RotatingWarcWriter:
         if self._text_writer is None:
@@ -99,6 +63,7 @@ class ArticlePipeline:
                 self.spool, source, text=True, max_size=self.max_size,
                 prefix=self.crawler.settings.get("NEWSARCHIVE_WARC_PREFIX"),
                 warcinfo=warcinfo_fields(self.crawler.settings, source),
+                gzip_level=self.crawler.settings.getint("NEWSARCHIVE_WARC_GZIP_LEVEL", DEFAULT_GZIP_LEVEL),
                 on_close=lambda key: add_files(self.crawler.stats, key))
         return self._text_writer
 
@@ -107,17 +72,15 @@ class ArticlePipeline:
             return item
         url = item.get("url") or ""
         capture = item.get("capture") or {}
-        try:
-            future = self._pool().submit(
-                load_object(self.extractor), item.get("body") or b"", url=url,
-                content_type=item.get("content_type"), fetched_at=capture.get("date"),
-                hints=item.get("hints") or {}, capture=capture or None)
-            article = await maybe_deferred_to_future(_deferred_from_future(future))
-        except Exception as exc:  # a bad page (or a dead worker) is a recorded error, not a crash
-            if type(exc).__name__ == "BrokenProcessPool":
-                self._executor = None  # the next article gets a fresh pool
-            record_error(self.crawler.stats, "extraction", url, one_line(exc))
-            return {"kind": "article", "url": url, "error": one_line(exc), "capture": capture}
+        read = item.get("read")
+        if read is None:  # not read by the spider: read it now (text only)
+            read = await self.reader.read(item.get("body") or b"", url=url, content_type=item.get("content_type"),
+                                          fetched_at=capture.get("date"), hints=item.get("hints") or {},
+                                          capture=capture or None)
+        if read.error is not None:  # a bad page (or a dead worker) is a recorded error, not a crash
+            record_error(self.crawler.stats, "extraction", url, one_line(read.error))
+            return {"kind": "article", "url": url, "error": one_line(read.error), "capture": capture}
+        article = read.article
         keys = self.write_article(url, capture, article)
         self.crawler.stats.inc_value("newsarchive/extracted")
         return {"kind": "article", "url": url, "title": article.metadata.get("title"),
@@ -153,8 +116,6 @@ class ArticlePipeline:
         os.replace(partial, path)
 
     async def close_spider(self):
-        if self._executor is not None:
-            self._executor.shutdown(wait=True)
-            self._executor = None
+        self.reader.close()
         if self._text_writer is not None:
             self._text_writer.close()

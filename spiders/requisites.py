@@ -51,7 +51,7 @@ from scrapy.utils.response import get_base_url
 from spiders.failures import error_kind, status_kind
 from spiders.guard import REQUISITE_META, Refused, Scope, record_refusal, redact_url
 from spiders.limits import ForbiddenByRobots
-from spiders.news import PAGE_READ_META
+from spiders.news import PAGE_READ_META, PAGE_REQUISITES_META
 
 logger = logging.getLogger(__name__)
 
@@ -236,7 +236,8 @@ class RequisiteMiddleware:
         response.meta.pop(PAGE_READ_META)  # once per page
         if self.source is None or self.admitted >= self.budget:
             return
-        yield from self._requests(html_requisites(response), nesting=1)
+        found = response.meta.pop(PAGE_REQUISITES_META, None)  # an article's, read in the pool from its one parse
+        yield from self._requests(found if found is not None else html_requisites(response), nesting=1)
 
     def _requests(self, found: list[tuple[str, str]], *, nesting: int):
         for url, kind in found:

@@ -12,7 +12,10 @@ upgrade changes any of these:
   `_crawler`, `_tls_verbose_logging`), to build that agent as the handler does;
 - `scrapy.utils._download_handlers`: `normalize_bind_address`, `wrap_twisted_exceptions`;
 - `RobotsTxtMiddleware._parsers` (a host's parsed robots.txt) and its
-  `process_request_2` (where it refuses a request), see spiders/limits.py.
+  `process_request_2` (where it refuses a request), see spiders/limits.py;
+- `TextResponse._cached_selector`: set to a Selector over a tree parsed
+  already, so LinkExtractor reads the tree the extraction parsed
+  (spiders/pagereader.py) instead of parsing the page a second time.
 """
 
 from __future__ import annotations
@@ -26,6 +29,19 @@ from spiders.connection import GuardedEndpointFactory
 from spiders.guard import AddressGuard, Refused, record_refusal
 
 REASON_META = "newsarchive_reason"  # request.meta key of the server's reason phrase
+
+
+def with_tree(response, root):
+    """`response`, its selector (xpath, css, LinkExtractor) reading `root`, an lxml tree of its page parsed already."""
+    from scrapy.selector import Selector
+
+    response._cached_selector = Selector(root=root, type="html")
+    return response
+
+
+def links_on_tree(extractor, response, root) -> list:
+    """`extractor.extract_links(response)` over `root`, an lxml tree of the response's page parsed already."""
+    return extractor.extract_links(with_tree(response, root))
 
 
 def parsed_robots(middleware, netloc: str):

@@ -82,6 +82,9 @@ DOWNLOAD_MAXSIZE = 1024 * 1024 * 1024
 DOWNLOAD_WARNSIZE = 0
 
 NEWSARCHIVE_WARC_MAX_SIZE = 1024 * 1024 * 1024  # rotate capture and text WARCs at 1 GB
+# zlib level of each record's gzip member: 6 costs ~60 % of warcio's 9 in CPU for
+# 0.7 % more bytes on real pages; 1 costs ~25 % for 18 % more (benchmarks/README.md)
+NEWSARCHIVE_WARC_GZIP_LEVEL = 6
 NEWSARCHIVE_SPOOL = None  # set by spiders.crawl (--spool)
 NEWSARCHIVE_SOURCE = None  # set by spiders.crawl (--source)
 NEWSARCHIVE_OPERATOR = None  # warcinfo `operator`: a contact for your archive (env NEWSARCHIVE_OPERATOR)

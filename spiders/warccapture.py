@@ -46,7 +46,7 @@ from spiders.scrapy_internals import REASON_META
 from spiders.signals import page_captured
 from spiders.stats import add_files
 from spiders.seen import payload_digest, warc_date
-from spiders.warcfiles import CONFORMS_TO, DEFAULT_MAX_SIZE, FORMAT, RotatingWarcWriter, record_builder
+from spiders.warcfiles import CONFORMS_TO, DEFAULT_GZIP_LEVEL, DEFAULT_MAX_SIZE, FORMAT, RotatingWarcWriter, record_builder
 from storage import layout
 
 logger = logging.getLogger(__name__)
@@ -150,6 +150,7 @@ class WarcCaptureMiddleware:
                 self.spool, source, max_size=self.max_size,
                 prefix=self.crawler.settings.get("NEWSARCHIVE_WARC_PREFIX"),
                 warcinfo=warcinfo_fields(self.crawler.settings, source),
+                gzip_level=self.crawler.settings.getint("NEWSARCHIVE_WARC_GZIP_LEVEL", DEFAULT_GZIP_LEVEL),
                 on_close=self._file_closed)
         return self.writer
 

@@ -201,3 +201,27 @@ def test_no_download_handler_but_http_and_no_proxy_in_the_project_settings():
     assert {s for s, h in handlers.items() if h} == {"http", "https"}
     middlewares = settings.getwithbase("DOWNLOADER_MIDDLEWARES")
     assert middlewares["scrapy.downloadermiddlewares.httpproxy.HttpProxyMiddleware"] is None
+
+
+def test_link_value_drops_exactly_the_links_the_gate_would_call_off_scope():
+    """LinkExtractor's process_value: a link is dropped before it is built only when the scope
+    says off-scope; anything else (in scope, or refused for another reason) reaches the spider."""
+    from spiders.guard import Scope
+
+    scope = Scope(hosts={"127.0.0.1", "example.com"})
+    urls = ["http://127.0.0.1:8000/a", "https://www.example.com/x?y", "http://WWW.Example.COM.:80/",
+            "http://other.org/", "http://other.org", "http://www.other.org/x#f", "http://x.example.com/",
+            "https://other.org:99999/", "http://a@b.org/", "http://user:pw@example.com/", "mailto:x@y",
+            "http://[::1]/", "file:///etc/passwd", "ftp://other.org/", "http://exa mple.com/", "http://:80/",
+            "http://bücher.example/", "HTTPS://OTHER.ORG/PATH"]
+    for url in urls:
+        refusal = scope.refusal(url)
+        if scope.link_value(url) is None:
+            assert refusal is not None and refusal.kind == "off-scope", url
+        else:
+            assert scope.link_value(url) == url
+            assert refusal is None or refusal.kind != "off-scope" or url == "http://bücher.example/", url
+    assert [u for u in urls if scope.link_value(u) is None] == [
+        "http://other.org/", "http://other.org", "http://www.other.org/x#f", "http://x.example.com/",
+        "http://[::1]/", "http://exa mple.com/", "HTTPS://OTHER.ORG/PATH"]
+    assert Scope(None).link_value("http://other.org/") == "http://other.org/"  # no source: any host

@@ -62,6 +62,28 @@ def test_the_robots_middleware_keeps_its_parsers_and_its_refusal_hook():
     assert scrapy_internals.parsed_robots(Holder(), "other.example") is None
 
 
+def test_link_extraction_reads_a_tree_parsed_already_through_the_selector_cache():
+    """LinkExtractor walks response.selector.root; a response's selector is its cached one."""
+    import trafilatura
+    from scrapy.http import HtmlResponse
+    from scrapy.http.response.text import TextResponse
+    from scrapy.linkextractors import LinkExtractor
+
+    assert "_cached_selector" in TextResponse.__slots__, "TextResponse._cached_selector is gone"
+    assert "self._cached_selector" in inspect.getsource(TextResponse.selector.fget)
+    body = (b'<html><head><base href="/news/"></head><body><p>x</p><a href="a.html">A</a> '
+            b'<a href=" b.html#top ">B</a><a href="/video/1">V</a><area href="c.html"><a href="a.html">again</a>'
+            b'<a href="https://other.example/x">elsewhere</a></body></html>')
+    extractor = LinkExtractor(deny=[r"/video/"], unique=True)
+    url = "http://127.0.0.1:8000/2024/05/story.html"
+    parsed_here = extractor.extract_links(HtmlResponse(url=url, body=body))
+    on_tree = scrapy_internals.links_on_tree(extractor, HtmlResponse(url=url, body=body),
+                                             trafilatura.load_html(body.decode()))
+    assert [link.url for link in on_tree] == [link.url for link in parsed_here] == [
+        "http://127.0.0.1:8000/news/a.html", "http://127.0.0.1:8000/news/b.html#top",
+        "http://127.0.0.1:8000/news/c.html", "https://other.example/x"]
+
+
 def test_no_other_module_touches_scrapy_privates():
     """No code outside spiders/scrapy_internals.py imports a private Scrapy name or reads one of
     the private attributes it wraps (docstrings may still name them)."""
@@ -69,7 +91,7 @@ def test_no_other_module_touches_scrapy_privates():
     from pathlib import Path
 
     root = Path(scrapy_internals.__file__).resolve().parent.parent
-    wrapped = {"_parsers", "_bindAddress", "_contextFactory", "_default_maxsize",  # (_pool, _crawler: too common)
+    wrapped = {"_parsers", "_cached_selector", "_bindAddress", "_contextFactory", "_default_maxsize",  # (_pool, _crawler: too common)
                "_fail_on_dataloss", "_tls_verbose_logging", "_bind_address", "_default_warnsize"}
     offenders = []
     for path in (p for pkg in ("spiders", "flows", "storage") for p in (root / pkg).rglob("*.py")):

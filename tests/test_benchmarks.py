@@ -1,0 +1,50 @@
+"""The pipeline benchmark's smoke run: every step runs and the report is well formed.
+
+No timing is asserted (targets are read from the benchmark's table, never
+checked by a test): only that each step measured something real, that the
+crawl archived and cataloged every page the site served, and that the table
+and the JSON say the same.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def test_pipeline_benchmark_smoke_run_writes_its_table_and_json(tmp_path):
+    out = tmp_path / "pipeline.json"
+    # the repository's own pages (tests/data): the suite never reads ../shared/testdata
+    done = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "bench_pipeline.py"), "--smoke", "--pages", "corpus",
+                           "--out", str(out)],
+                          cwd=tmp_path, capture_output=True, text=True, timeout=900)
+    assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]
+    result = json.loads(out.read_text())
+
+    site, pipeline = result["site"], result["pipeline"]
+    assert site["page_set"] == "corpus" and site["base_pages"] >= 8 and site["extraction_ms_median"] > 0
+    # every story page of the site became an archived article; every page fetched is in the catalog
+    assert pipeline["articles"] >= site["articles"]
+    assert pipeline["captures_in_catalog"] == pipeline["pages"] >= site["expected_pages"]
+    assert pipeline["warc_bytes"] > 0
+    for role in ("cli", "scrapy", "extraction_workers"):
+        assert pipeline["cpu_s"][role] > 0, role
+    assert set(pipeline["rss_peak_mb"]) == {"20", "80"} and all(v > 0 for v in pipeline["rss_peak_mb"].values())
+    # the peers crawled the same site
+    assert result["bare_scrapy"]["pages"] >= site["expected_pages"]
+    assert result["wget"]["pages"] >= site["expected_pages"] and result["wget"]["warc_bytes"] > 0
+    assert result["bound"]["articles"] == site["articles"] and result["bound"]["articles_per_s"] > 0
+    for where in ("local", "s3"):
+        for how in ("in_process", "cli"):
+            latency = result["retrieval"][where][how]
+            assert latency["n"] > 0 and 0 < latency["p50_ms"] <= latency["p99_ms"], (where, how)
+
+    # the printed table is the one in the JSON, with every ratio in it
+    assert result["table"] in done.stdout
+    for name, value in result["ratios"].items():
+        assert f"| {name} | {value} |" in done.stdout
+    assert "pipeline / bound (articles/s)" in result["ratios"]
