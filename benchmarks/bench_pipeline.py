@@ -106,6 +106,18 @@ def _rss(pid: int) -> int:
     return 0
 
 
+def _pss(pid: int) -> int:
+    """Proportional set size: the process's private pages plus its share of pages it shares
+    (a forked worker's copy-on-write pages, shared libraries), so a tree's sum counts each page once."""
+    try:
+        for line in Path(f"/proc/{pid}/smaps_rollup").read_text().splitlines():
+            if line.startswith("Pss:"):
+                return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    return 0
+
+
 def _cmdline(pid: int) -> str:
     try:
         return Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode("utf-8", "replace")
@@ -134,6 +146,7 @@ class TreeSampler(threading.Thread):
         self.peak_by_role: dict[str, int] = {}
         self.peak_at_with_cli: dict[int, int] = {}
         self.crawl_peak = 0
+        self.pss_peak_at: dict[int, int] = {}  # the crawl's tree, shared pages counted once
         self.samples = 0
         self._halt = threading.Event()
 
@@ -160,7 +173,7 @@ class TreeSampler(threading.Thread):
                 tree.append(pid)
                 todo.extend(kids.get(pid, []))
         served = self.site.served
-        total = crawl = 0
+        total = crawl = crawl_pss = 0
         by_role: dict[str, int] = {}
         for pid in tree:
             role = self.roles.get(pid) or self._role(pid, parents)
@@ -171,6 +184,7 @@ class TreeSampler(threading.Thread):
             by_role[role] = by_role.get(role, 0) + rss
             if role != "cli":
                 crawl += rss
+                crawl_pss += _pss(pid)
         for role, rss in by_role.items():
             self.peak_by_role[role] = max(self.peak_by_role.get(role, 0), rss)
         self.samples += 1
@@ -180,6 +194,7 @@ class TreeSampler(threading.Thread):
             if served <= mark:  # the crawl's tree (as docs/ARCHITECTURE.md counts it), and with the CLI
                 self.peak_at[mark] = max(self.peak_at.get(mark, 0), crawl)
                 self.peak_at_with_cli[mark] = max(self.peak_at_with_cli.get(mark, 0), total)
+                self.pss_peak_at[mark] = max(self.pss_peak_at.get(mark, 0), crawl_pss)
 
     def _role(self, pid: int, parents: dict[int, int]) -> str:
         if pid == self.root:
@@ -285,6 +300,7 @@ def pipeline(site: realsite.SiteProcess, workdir: Path, checkpoints: list[int], 
             "cpu_ms_per_article": {k: round(v / max(articles, 1) * 1000, 2) for k, v in cpu.items()},
             "rss_peak_mb": {str(k): round(v / 2**20, 1) for k, v in sorted(sampler.peak_at.items())},
             "rss_peak_mb_with_cli": {str(k): round(v / 2**20, 1) for k, v in sorted(sampler.peak_at_with_cli.items())},
+            "pss_peak_mb": {str(k): round(v / 2**20, 1) for k, v in sorted(sampler.pss_peak_at.items())},
             "rss_peak_mb_whole_crawl": round(sampler.peak / 2**20, 1),
             "rss_peak_mb_without_cli": round(sampler.crawl_peak / 2**20, 1),
             "rss_peak_mb_by_process": {k: round(v / 2**20, 1) for k, v in sorted(sampler.peak_by_role.items())},
@@ -524,11 +540,12 @@ def table(result: dict) -> str:
         r = result.get(name)
         if r:
             lines.append(f"| {name.replace('_', ' ')} | {r['cpu_ms_per_page']} |")
-    lines += ["", "| peak RSS of the crawl's process tree (crawl, forkserver, workers) | MB | with the CLI parent |",
-              "|---|---:|---:|"]
-    lines += [f"| until {k} pages | {v} | {p['rss_peak_mb_with_cli'][k]} |" for k, v in p["rss_peak_mb"].items()]
-    lines.append(f"| whole crawl ({p['pages']} pages) | {p['rss_peak_mb_without_cli']} | {p['rss_peak_mb_whole_crawl']} |")
-    lines += [f"| &nbsp; {role} (its own peak) | {mb} | |" for role, mb in p["rss_peak_mb_by_process"].items()]
+    lines += ["", "| peak RSS of the crawl's process tree (crawl, forkserver, workers) | MB | with the CLI parent "
+                  "| PSS (shared pages once) |", "|---|---:|---:|---:|"]
+    lines += [f"| until {k} pages | {v} | {p['rss_peak_mb_with_cli'][k]} | {p['pss_peak_mb'].get(k, '')} |"
+              for k, v in p["rss_peak_mb"].items()]
+    lines.append(f"| whole crawl ({p['pages']} pages) | {p['rss_peak_mb_without_cli']} | {p['rss_peak_mb_whole_crawl']} | |")
+    lines += [f"| &nbsp; {role} (its own peak) | {mb} | | |" for role, mb in p["rss_peak_mb_by_process"].items()]
     g = result.get("retrieval")
     if g:
         lines += ["", f"| get --as html, {g['captures']} captures | p50 ms | p99 ms |", "|---|---:|---:|"]

@@ -22,6 +22,7 @@ import time
 from typing import Any, Iterable, Mapping
 
 from rich.console import Console, Group
+from rich.control import strip_control_codes
 from rich.live import Live
 from rich.table import Table
 from rich.text import Text
@@ -128,8 +129,13 @@ class CrawlProgress:
             else:
                 return
         if self._live is None and not self.live:
+            # A line a page, in a log or a pipe: written as Console.print(Text(...), soft_wrap=True)
+            # would write it (control codes stripped, tabs expanded), without rich's rendering, which
+            # cost more CPU than everything else this process does during a crawl.
             prefix = f"[{source}] " if source else ""
-            self.console.print(Text(prefix + line), soft_wrap=True)
+            with self._lock:
+                self.console.file.write(strip_control_codes(prefix + line).expandtabs(8) + "\n")
+                self.console.file.flush()
 
     # -- display -------------------------------------------------------------
 

@@ -44,6 +44,7 @@ from spiders.feeds import MAX_XML_BYTES, FeedError, XmlIndexReader
 from spiders.guard import REQUISITE_META, Refused, Scope, record_refusal, redact_url, strip_userinfo
 from spiders.limits import MAX_ROBOTSTXT_BYTES, ForbiddenByRobots, ParseLimits, decoded_limit
 from spiders.pagereader import LinkRules, PageReader, link_extractor
+from spiders.requested import Requested
 from spiders.seen import SeenCaptures
 from spiders.sources import Source, SourcesError, default_sources_path, load_sources
 from spiders.stats import record_error
@@ -91,8 +92,8 @@ class NewsSpider(scrapy.Spider):
         self._allow = [re.compile(p) for p in source.allow]
         self._deny = [re.compile(p) for p in source.deny]
         self.scope = Scope(source)
-        # request fingerprints admitted by the gate (spiders.requisites shares it: one fetch per URL)
-        self.requested: set[bytes] = set()
+        # requests admitted by the gates (spiders.requisites shares it: one fetch per URL)
+        self.requested = Requested()
         self.pages = 0  # requests admitted for fetching (robots.txt and retries not counted)
         self.seen = SeenCaptures()  # replaced in from_crawler by the archive's state
         self.parse_limits = ParseLimits()  # these two from the settings, in from_crawler
@@ -188,13 +189,13 @@ class NewsSpider(scrapy.Spider):
             raise IgnoreRequest(f"already requested: {request.url}")
         if meta.get("article") and not self.seen.due(request.url, self.source.recheck):
             # archived (2xx) and not due for a re-check; feeds, sitemaps and listings always pass
-            self.requested.add(fp)
+            self.requested.add(fp, request.url)
             stats.inc_value("newsarchive/skipped_seen")
             raise IgnoreRequest(f"archived, not due for a re-check: {request.url}")
         if self.pages >= self.source.max_pages:
             stats.inc_value("newsarchive/dropped/max_pages")
             raise IgnoreRequest(f"max_pages ({self.source.max_pages}) reached: {request.url}")
-        self.requested.add(fp)
+        self.requested.add(fp, request.url)
         self.pages += 1
         meta[ADMITTED_META] = admitted_as
 
@@ -320,7 +321,10 @@ class NewsSpider(scrapy.Spider):
             if self._denied(url):
                 continue
             refusal = self.scope.refusal(url)
-            if refusal is None:
+            if refusal is None and self.requested.has_url(url):
+                # requested already, so the gate would refuse it: no Request is built for it
+                self.crawler.stats.inc_value("newsarchive/dropped/duplicate")
+            elif refusal is None:
                 yield self._request(url, self.parse_page, hops=hops, article=self.is_article_url(url))
             elif refusal.kind != "off-scope":
                 # a link to another site is no failure; a file:, ftp: or broken link is

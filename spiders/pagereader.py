@@ -175,9 +175,9 @@ class PageReader:
     def _pool(self) -> ProcessPoolExecutor:
         if self._executor is None:
             # started on the first article: crawls without articles start no workers.
-            # The forkserver imports the extractor (trafilatura, lxml, ...) and this
-            # module (Scrapy's link extractor) once, and workers fork from it ready.
-            self._executor = extraction_pool(self.workers, preload=[
+            # Each worker imports the extractor (trafilatura, lxml, ...) and this
+            # module (Scrapy's link extractor) as it starts.
+            self._executor = extraction_pool(self.workers, imports=[
                 self.extractor.rpartition(".")[0] or self.extractor, __name__])
         return self._executor
 

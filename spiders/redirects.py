@@ -8,7 +8,10 @@ scope gate's business (spiders.news: every redirect target passes it, and a
 target already on the chain is a `redirect-loop`).
 
 The meta refresh middleware also leaves alone pages over the parse limit:
-reading their refresh tag would decode the whole body as text.
+reading their refresh tag would decode the whole body as text. And a page
+whose head cannot hold a refresh tag (no "refresh" in the bytes Scrapy's
+own look-up reads) is passed on without being decoded at all: the look-up
+decoded every HTML page the crawl fetched, in the crawl process.
 """
 
 from __future__ import annotations
@@ -63,6 +66,22 @@ class RecordingRedirectMiddleware(_Recording, RedirectMiddleware):
         return result
 
 
+# Scrapy's get_meta_refresh reads the first 4096 characters of the text: at most 4 bytes each in
+# UTF-8, one in the single-byte encodings.
+_REFRESH_HEAD_BYTES = 4 * 4096
+
+
+def may_hold_meta_refresh(body: bytes) -> bool:
+    """False only when the text Scrapy's meta refresh look-up reads surely has no "refresh" in it.
+
+    In an ASCII-compatible encoding (UTF-8, the ISO-8859 and windows code pages, the CJK
+    multi-byte encodings) the word is its ASCII bytes; a page in UTF-16 or UTF-32 has NULs in
+    its head and is always read.
+    """
+    head = body[:_REFRESH_HEAD_BYTES]
+    return b"\x00" in head or head.startswith((b"\xff\xfe", b"\xfe\xff")) or b"refresh" in head.lower()
+
+
 class RecordingMetaRefreshMiddleware(_Recording, MetaRefreshMiddleware):
     def __init__(self, settings):
         super().__init__(settings)
@@ -72,6 +91,8 @@ class RecordingMetaRefreshMiddleware(_Recording, MetaRefreshMiddleware):
     def process_response(self, request, response, spider=None):
         if isinstance(response, HtmlResponse) and self.parse_limits.too_large(response.body):
             return response  # the spider counts it as too-large
+        if isinstance(response, HtmlResponse) and not may_hold_meta_refresh(response.body):
+            return response  # no refresh tag to follow: not decoded here
         try:
             result = super().process_response(request, response)
         except IgnoreRequest:

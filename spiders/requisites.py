@@ -52,6 +52,7 @@ from spiders.failures import error_kind, status_kind
 from spiders.guard import REQUISITE_META, Refused, Scope, record_refusal, redact_url
 from spiders.limits import ForbiddenByRobots
 from spiders.news import PAGE_READ_META, PAGE_REQUISITES_META
+from spiders.requested import Requested
 
 logger = logging.getLogger(__name__)
 
@@ -185,6 +186,7 @@ class RequisiteMiddleware:
         self._source = None
         self._scope: Scope | None = None
         self._deny: list[re.Pattern] | None = None
+        self._requested: Requested | None = None
 
     @classmethod
     def from_crawler(cls, crawler):
@@ -213,6 +215,14 @@ class RequisiteMiddleware:
             self._deny = [re.compile(p) for p in (self.source.deny if self.source is not None else ())]
         return any(p.search(url) for p in self._deny)
 
+    def requested(self) -> Requested:
+        """The run's requests, shared with the spider's gate (a spider without one: our own)."""
+        if self._requested is None:
+            self._requested = getattr(self.crawler.spider, "requested", None)
+            if not isinstance(self._requested, Requested):
+                self._requested = Requested()
+        return self._requested
+
     @property
     def budget(self) -> int:
         return self.source.requisite_budget if self.source is not None else 0
@@ -240,6 +250,7 @@ class RequisiteMiddleware:
         yield from self._requests(found if found is not None else html_requisites(response), nesting=1)
 
     def _requests(self, found: list[tuple[str, str]], *, nesting: int):
+        requested = self.requested()
         for url, kind in found:
             if self.admitted >= self.budget:
                 self.stats.inc_value(f"{STATS}/dropped/budget")
@@ -253,6 +264,11 @@ class RequisiteMiddleware:
                 continue
             if self.denied(url):
                 self.stats.inc_value(f"{STATS}/dropped/denied")
+                continue
+            if requested.has_url(url):
+                # the site's stylesheet, script or logo, requested for an earlier page: the gate would
+                # refuse it, so no Request is built for it
+                self.stats.inc_value(f"{STATS}/dropped/duplicate")
                 continue
             yield Request(url, callback=self.parse_requisite, errback=self.on_error, priority=PRIORITY,
                           meta={REQUISITE_META: kind, NESTING_META: nesting})
@@ -276,21 +292,20 @@ class RequisiteMiddleware:
         if self.denied(request.url):  # a redirect into what the source denies
             self.stats.inc_value(f"{STATS}/dropped/denied")
             raise IgnoreRequest(f"denied: {request.url}")
-        requested = getattr(self.crawler.spider, "requested", None)
-        requested = requested if requested is not None else set()
+        requested = self.requested()
         fp = self.crawler.request_fingerprinter.fingerprint(request)
         if fp in requested:
             self.stats.inc_value(f"{STATS}/dropped/duplicate")
             raise IgnoreRequest(f"already requested: {request.url}")
         seen = getattr(self.crawler.spider, "seen", None)
         if seen is not None and not seen.requisite_due(request.url, self.source.requisite_recheck):
-            requested.add(fp)
+            requested.add(fp, request.url)
             self.stats.inc_value(f"{STATS}/dropped/archived")
             raise IgnoreRequest(f"archived recently, not fetched again: {request.url}")
         if self.admitted >= self.budget:
             self.stats.inc_value(f"{STATS}/dropped/budget")
             raise IgnoreRequest(f"max_requisites ({self.budget}) reached: {request.url}")
-        requested.add(fp)
+        requested.add(fp, request.url)
         self.admitted += 1
         meta[ADMITTED_META] = admitted_as
 

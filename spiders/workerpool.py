@@ -1,8 +1,11 @@
 """The process pool that runs extraction: every core, and nothing left behind.
 
 trafilatura runs in processes, never threads. Workers come from a forkserver,
-so they never inherit the caller's threads (Twisted's reactor, Prefect's), and
-the forkserver imports the extractor once so each worker starts ready.
+so they never inherit the caller's threads (Twisted's reactor, Prefect's). The
+forkserver itself imports nothing of ours: each worker imports the extractor
+as it starts (`imports`, in parallel, before its first page). A forkserver
+holding trafilatura, lxml and Scrapy kept ~55 MB resident for the whole crawl
+only to save each worker a fraction of a second once (benchmarks/README.md).
 
 A caller killed with SIGKILL cannot shut its pool down: multiprocessing's
 workers would wait forever on a queue nobody feeds, and keep the forkserver
@@ -13,6 +16,7 @@ process is gone.
 
 from __future__ import annotations
 
+import importlib
 import multiprocessing
 import os
 import select
@@ -22,18 +26,21 @@ from typing import Callable, Sequence
 
 
 def extraction_pool(workers: int | None = None, *,
-                    preload: Sequence[str] = ("spiders.extraction",)) -> ProcessPoolExecutor:
-    """A forkserver process pool of `workers` (default: all cores) that dies with its caller."""
+                    imports: Sequence[str] = ("spiders.extraction",)) -> ProcessPoolExecutor:
+    """A forkserver process pool of `workers` (default: all cores) that dies with its caller;
+    each worker imports the modules `imports` as it starts."""
     ctx = multiprocessing.get_context("forkserver")
-    ctx.set_forkserver_preload(list(preload))
+    ctx.set_forkserver_preload([])
     return ProcessPoolExecutor(max_workers=workers or os.cpu_count() or 1, mp_context=ctx,
-                               initializer=exit_with_parent, initargs=(os.getpid(),))
+                               initializer=start_worker, initargs=(os.getpid(), tuple(imports)))
 
 
-def exit_with_parent(parent_pid: int) -> None:
-    """Pool initializer: end this worker as soon as `parent_pid` has exited."""
+def start_worker(parent_pid: int, imports: Sequence[str] = ()) -> None:
+    """Pool initializer: end this worker as soon as `parent_pid` has exited; import `imports`."""
     if not when_process_exits(parent_pid, lambda: os._exit(1)):
         os._exit(1)  # the caller died before this worker started
+    for module in imports:
+        importlib.import_module(module)
 
 
 def when_process_exits(pid: int, callback: Callable[[], None]) -> bool:

@@ -163,6 +163,7 @@ class LocalBackend(Backend):
     def __init__(self, root: str | os.PathLike):
         self.root = Path(root).expanduser()
         self.location = str(self.root)
+        self._resolved_root: str | None = None
         if self.root.exists() and not self.root.is_dir():
             raise StorageError(f"archive location is not a folder: {self.root}")
 
@@ -173,10 +174,20 @@ class LocalBackend(Backend):
         self._inside(path, key)
         return path
 
+    def _real_root(self) -> str:
+        # The root is the user's own choice and resolved once it exists; every key below it is
+        # resolved on each use (realpath walks each part: a third of an upload's CPU was this).
+        if self._resolved_root is None:
+            resolved = os.path.realpath(self.root)
+            if not self.root.is_dir():
+                return resolved
+            self._resolved_root = resolved
+        return self._resolved_root
+
     def _inside(self, path: Path, what: str) -> None:
         # realpath follows every existing symlink, so a link planted in the
         # archive that points elsewhere is caught before anything is written.
-        root = os.path.realpath(self.root)
+        root = self._real_root()
         real = os.path.realpath(path)
         if real != root and not real.startswith(root + os.sep):
             raise StorageError(f"archive key {what!r} resolves outside the archive {self.location}")

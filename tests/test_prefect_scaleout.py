@@ -27,6 +27,7 @@ from pathlib import Path
 
 import pytest
 
+from conditions import wait_for
 from fixtures_prefect import LEASE_STORAGE, REPO, VENV_BIN
 from netns import SRV_ADDR, Namespaces, PostgresCluster, ns_http
 from proctree import TAG_VAR, kill_tagged
@@ -124,14 +125,7 @@ class Cluster:
         return "\n".join(f"--- {n}\n{self.log(n)}" for n in ("server.log", "w1.log", "w2.log"))
 
     def wait(self, what: str, check, timeout: float, every: float = 1.0):
-        deadline = time.monotonic() + timeout
-        while True:
-            value = check()
-            if value:
-                return value
-            if time.monotonic() > deadline:
-                pytest.fail(f"{what}: still not the case after {timeout:.0f} s\n{self.logs()}")
-            time.sleep(every)
+        return wait_for(what, check, timeout, details=self.logs, every=every)
 
     def stop(self) -> None:
         for proc in reversed(self.procs):  # workers first: SIGTERM is their clean stop

@@ -20,6 +20,7 @@ from pathlib import Path
 
 import pytest
 
+from conditions import wait_for
 from fixtures_prefect import REPO, VENV_BIN, read_artifacts
 from loopback import closed_port
 from proctree import TAG_VAR, alive, children, cmdline, descendants, kill_tagged, wait_gone
@@ -34,18 +35,6 @@ SLOW = {"depth": 1, "delay": 0.5, "concurrency": 1}  # ~20 s of crawling: time t
 def newsarchive(*args, env: dict, timeout: float = 600, cwd: Path = REPO) -> subprocess.CompletedProcess:
     return subprocess.run([str(VENV_BIN / "newsarchive"), *map(str, args)], cwd=cwd, env=env, capture_output=True,
                           text=True, timeout=timeout)
-
-
-def wait_for(what: str, check, timeout: float, details=lambda: "", every: float = 1.0):
-    """check() until it returns something true; fail naming `what` after `timeout` s."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = check()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            pytest.fail(f"{what}: still not the case after {timeout:.0f} s\n{details()}")
-        time.sleep(every)
 
 
 def trigger(env: dict, deployment: str, *params: str) -> str:
