@@ -43,6 +43,7 @@ import re
 from urllib.parse import urldefrag, urljoin
 
 import tinycss2
+from lxml import etree
 from scrapy import signals
 from scrapy.exceptions import IgnoreRequest, NotConfigured
 from scrapy.http import HtmlResponse, Request, Response
@@ -78,43 +79,89 @@ def _first_candidate(srcset: str) -> str | None:
 
 def html_requisites(response: HtmlResponse) -> list[tuple[str, str]]:
     """(absolute URL, kind) of what the page needs, in document order, duplicates removed."""
-    base = get_base_url(response)
-    found: list[tuple[str, str]] = []
+    return tree_requisites(response.selector.root, get_base_url(response))
 
-    def add(url: str | None, kind: str) -> None:
+
+_REQUISITE_TAGS = ("link", "img", "source", "input", "video", "script", "style")
+_STYLE_ATTRIBUTES = etree.XPath("//@style")
+_TEXT_NODES = etree.XPath("text()")
+
+
+def tree_requisites(root, base: str) -> list[tuple[str, str]]:
+    """html_requisites over `root`, an lxml tree of the page, with `base` its base URL.
+
+    One walk of the elements that can name a requisite (lxml filters the tags,
+    so no other element becomes a Python object), grouped as they always were:
+    <link>s, then images, posters, scripts, <style> texts and style=""
+    attributes, each group in document order. `//` in XPath is the whole
+    document, so the walk covers every top-level element of it (lxml's HTML
+    parser leaves a second <html> beside the first on some broken pages).
+    """
+    links: list[tuple[str, str]] = []
+    images: list[tuple[str, str]] = []
+    posters: list[str] = []
+    scripts: list[str] = []
+    styles: list[str] = []
+    for el in (el for top in _top_level(root) for el in top.iter(*_REQUISITE_TAGS)):
+        tag = el.tag
+        if tag == "link":
+            href = el.get("href")
+            if href is None:
+                continue
+            rel = set((el.get("rel") or "").lower().split())
+            if "stylesheet" in rel and "alternate" not in rel:
+                links.append((href, "stylesheet"))
+            elif rel & {"icon", "apple-touch-icon"}:
+                links.append((href, "image"))
+            elif rel & {"preload", "modulepreload"}:
+                kind = "script" if "modulepreload" in rel else _PRELOAD_AS.get((el.get("as") or "").lower())
+                if kind:
+                    links.append((href, kind))
+        elif tag == "img" or (tag == "source" and _parent_tag(el) == "picture") or (
+                tag == "input" and el.get("type") == "image"):
+            images.append((el.get("src"), "image"))
+            srcset = el.get("srcset")
+            if srcset:
+                images.append((_first_candidate(srcset), "image"))
+        elif tag == "video":
+            posters.append(el.get("poster"))
+        elif tag == "script":
+            scripts.append(el.get("src"))
+        elif tag == "style":
+            styles.extend(_TEXT_NODES(el))  # each text node, as //style/text() gives them
+    found: list[tuple[str, str]] = []
+    for url, kind in (*links, *images, *((p, "image") for p in posters), *((s, "script") for s in scripts)):
         if url and url.strip():
             found.append((urljoin(base, url.strip()), kind))
-
-    for node in response.xpath("//link[@href]"):
-        rel = set((node.attrib.get("rel") or "").lower().split())
-        href = node.attrib.get("href")
-        if "stylesheet" in rel and "alternate" not in rel:
-            add(href, "stylesheet")
-        elif rel & {"icon", "apple-touch-icon"}:
-            add(href, "image")
-        elif rel & {"preload", "modulepreload"}:
-            kind = "script" if "modulepreload" in rel else _PRELOAD_AS.get((node.attrib.get("as") or "").lower())
-            if kind:
-                add(href, kind)
-    for node in response.xpath("//img | //picture/source | //input[@type='image']"):
-        add(node.attrib.get("src"), "image")
-        if node.attrib.get("srcset"):
-            add(_first_candidate(node.attrib["srcset"]), "image")
-    for poster in response.xpath("//video/@poster").getall():
-        add(poster, "image")
-    for src in response.xpath("//script/@src").getall():
-        add(src, "script")
-    for css in response.xpath("//style/text()").getall():
+    for css in styles:
         found.extend(css_requisites(css, base))
-    for css in response.xpath("//@style").getall():
-        found.extend((url, kind) for url, kind in css_requisites(css, base, declarations=True))
+    for css in _STYLE_ATTRIBUTES(root):
+        found.extend(css_requisites(css, base, declarations=True))
     return _unique(found)
+
+
+def _top_level(root) -> list:
+    """The document's top-level elements, in document order."""
+    first = root.getroottree().getroot()
+    return [*reversed(list(first.itersiblings(preceding=True))), first, *first.itersiblings()]
+
+
+def _parent_tag(el) -> str | None:
+    parent = el.getparent()
+    return parent.tag if parent is not None else None
+
+
+# What every url(), src() and @import needs in the CSS text itself when it has no escapes;
+# with a backslash anywhere, tinycss2 decides (an escape can spell any of them).
+_MAYBE_CSS_REFERENCE = re.compile(r"url\(|src\(|@import|\\", re.I)
 
 
 def css_requisites(css: str | bytes, base_url: str, *, encoding: str | None = None,
                    declarations: bool = False) -> list[tuple[str, str]]:
     """(absolute URL, kind) of every @import and url() of a stylesheet (bytes: decoded as
     CSS says, its @charset or `encoding` from the HTTP header), or of a style="" attribute."""
+    if isinstance(css, str) and not _MAYBE_CSS_REFERENCE.search(css):
+        return []  # most style="" attributes and many <style>s: nothing tinycss2 could find
     if isinstance(css, bytes):
         rules, _ = tinycss2.parse_stylesheet_bytes(css, protocol_encoding=encoding, skip_comments=True)
     elif declarations:
