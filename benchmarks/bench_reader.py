@@ -12,6 +12,8 @@ CPU time (time.process_time) per page, the best of `--rounds` rounds of all page
 - its parts on a tree parsed once: links (LinkExtractor as before: the old reader,
   tests/reader_oracle.py; the single walk: spiders.pagereader.tree_links) and requisites
   (XPath and tinycss2 before; spiders.requisites.html_requisites now), the response both read;
+  "no CSS text seen before": the parsed-CSS cache emptied before each page (the cost
+  of a page whose <style>s no page before it had; a site's template repeats them);
 - the pickling of a job and its result across the pool (what ProcessPoolExecutor sends).
 
 `--check` compares, on every page and under three scopes (the benchmark site's
@@ -40,7 +42,7 @@ import trafilatura  # noqa: E402
 from reader_oracle import old_html_requisites, old_page_links  # noqa: E402  (tests/: the oracle)
 from spiders.extraction import decode_html, extract_article  # noqa: E402
 from spiders.pagereader import LinkRules, _response, read_page, tree_links  # noqa: E402
-from spiders.requisites import html_requisites  # noqa: E402
+from spiders.requisites import _CSS_TEXTS, html_requisites  # noqa: E402
 from spiders.scrapy_internals import with_tree  # noqa: E402
 
 EXTRACTOR = "spiders.extraction.extract_article"
@@ -133,6 +135,25 @@ def main(argv=None) -> int:
     def full(i, page):
         read_page(EXTRACTOR, page.body, url=SITE_URL.format(i), content_type=page.content_type, links=rules)
 
+    def full_cold(i, page):
+        _CSS_TEXTS.clear()
+        full(i, page)
+
+    def old_full(i, page):  # read_page before: a response each for LinkExtractor and the XPath reader
+        url = SITE_URL.format(i)
+
+        def on_parsed(tree):
+            old_page_links(with_tree(_response(page.body, url, page.content_type), tree), tree, rules)
+            old_html_requisites(with_tree(_response(page.body, url, page.content_type), tree))
+        try:
+            extract_article(page.body, url=url, content_type=page.content_type, on_parsed=on_parsed)
+        except Exception:  # noqa: BLE001
+            pass
+
+    def requisites_cold(i, page):
+        _CSS_TEXTS.clear()
+        html_requisites(response(i, page))
+
     def pickled(i, page):
         job = pickle.dumps((read_page, (EXTRACTOR, page.body), {"url": SITE_URL.format(i), "links": rules}))
         pickle.loads(job)
@@ -143,6 +164,8 @@ def main(argv=None) -> int:
     rows = [
         ("extract_article alone", cpu_ms(pages, alone, args.rounds)),
         ("read_page (links, requisites, article)", cpu_ms(pages, full, args.rounds)),
+        ("read_page, no CSS text seen before", cpu_ms(pages, full_cold, args.rounds)),
+        ("read_page as before (the old reader)", cpu_ms(pages, old_full, args.rounds)),
         ("  response (Scrapy: base URL, encoding)", cpu_ms(pages, lambda i, p: (lambda r: (r.encoding, __import__(
             "scrapy.utils.response", fromlist=["x"]).get_base_url(r)))(response(i, p)), args.rounds)),
         ("  links, old (LinkExtractor)", cpu_ms(pages, lambda i, p: old_page_links(response(i, p), trees[i], rules),
@@ -153,12 +176,14 @@ def main(argv=None) -> int:
                                                        args.rounds)),
         ("  requisites, new (html_requisites)", cpu_ms(pages, lambda i, p: html_requisites(response(i, p)),
                                                        args.rounds)),
+        ("  requisites, new, no CSS text seen before", cpu_ms(pages, requisites_cold, args.rounds)),
         ("  pickling: job in, result out", cpu_ms(pages, pickled, args.rounds)),
     ]
     print(f"{len(pages)} article pages, CPU ms per page (best of {args.rounds} rounds, one process)")
     for name, ms in rows:
         print(f"  {name:<44} {ms:7.2f}")
-    print(f"  {'read_page - extract_article':<44} {rows[1][1] - rows[0][1]:7.2f}")
+    for name, ms in rows[1:4]:
+        print(f"  {name + ' - extract_article alone':<66} {ms - rows[0][1]:7.2f}")
     return 0
 
 

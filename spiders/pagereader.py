@@ -40,7 +40,7 @@ from twisted.internet.defer import Deferred
 from w3lib.html import strip_html5_whitespace
 from w3lib.url import safe_url_string
 
-from spiders.guard import Scope
+from spiders.guard import PLAIN_HTTP_URL, Scope
 from spiders.scrapy_internals import with_tree
 from spiders.workerpool import extraction_pool
 
@@ -98,9 +98,26 @@ _DENIED_EXTENSIONS = tuple(f".{e}" for e in IGNORED_EXTENSIONS)
 _LINK_SCHEMES = {"http", "https", "file", "ftp"}  # what LinkExtractor keeps
 
 
+_JOIN_DROPS = re.compile(r"[\t\r\n]")  # what urljoin (urlsplit) removes from anywhere in a URL
+
+
 @lru_cache(maxsize=32)
 def _link_filters(deny: tuple[str, ...], hosts: tuple[str, ...] | None):
     return [re.compile(p) for p in deny], Scope(hosts=hosts).link_value
+
+
+def _plainly_off_site(href: str, link_value) -> bool:
+    """link_value(urljoin(base, href)) is None, known without the urljoin.
+
+    For an ASCII href of the shape Scope.link_value judges by its host alone
+    (http(s)://host[:port] then /, ?, # or the end), urljoin keeps that
+    prefix (scheme lowercased, netloc as written), so link_value says the
+    same of the href itself. Anything else goes the long way.
+    """
+    if not href.isascii() or _JOIN_DROPS.search(href):
+        return False
+    plain = PLAIN_HTTP_URL.match(href)
+    return plain is not None and int(plain.group(2) or 0) <= 65535 and link_value(href) is None
 
 
 def tree_links(response: HtmlResponse, root, rules: LinkRules) -> list[str]:
@@ -117,6 +134,7 @@ def tree_links(response: HtmlResponse, root, rules: LinkRules) -> list[str]:
     Python object. tests/test_pagereader_equivalence.py holds it to LinkExtractor.
     """
     deny, link_value = _link_filters(rules.deny, rules.hosts)
+    off_site_known = rules.hosts is not None
     base_url = get_base_url(response)
     page_url = response.url
     encoding = response.encoding
@@ -128,8 +146,11 @@ def tree_links(response: HtmlResponse, root, rules: LinkRules) -> list[str]:
         if href is None or href in hrefs:
             continue
         hrefs.add(href)
+        href = strip_html5_whitespace(href)
+        if off_site_known and _plainly_off_site(href, link_value):
+            continue  # most of a news page's links: another site's
         try:
-            url = urljoin(base_url, strip_html5_whitespace(href))
+            url = urljoin(base_url, href)
         except ValueError:
             continue
         url = link_value(url)

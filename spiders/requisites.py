@@ -40,6 +40,7 @@ from __future__ import annotations
 
 import logging
 import re
+from collections import OrderedDict
 from urllib.parse import urldefrag, urljoin
 
 import tinycss2
@@ -160,14 +161,18 @@ def css_requisites(css: str | bytes, base_url: str, *, encoding: str | None = No
                    declarations: bool = False) -> list[tuple[str, str]]:
     """(absolute URL, kind) of every @import and url() of a stylesheet (bytes: decoded as
     CSS says, its @charset or `encoding` from the HTTP header), or of a style="" attribute."""
-    if isinstance(css, str) and not _MAYBE_CSS_REFERENCE.search(css):
-        return []  # most style="" attributes and many <style>s: nothing tinycss2 could find
     if isinstance(css, bytes):
         rules, _ = tinycss2.parse_stylesheet_bytes(css, protocol_encoding=encoding, skip_comments=True)
-    elif declarations:
-        rules = tinycss2.parse_blocks_contents(css, skip_comments=True)
+        references = _references(rules)
+    elif not _MAYBE_CSS_REFERENCE.search(css):
+        return []  # most style="" attributes and many <style>s: nothing tinycss2 could find
     else:
-        rules = tinycss2.parse_stylesheet(css, skip_comments=True)
+        references = _CSS_TEXTS.references(css, declarations)
+    return _unique([(urljoin(base_url, url.strip()), kind) for url, kind in references])
+
+
+def _references(rules) -> list[tuple[str, str]]:
+    """(URL as written, kind) of every @import and url() in tinycss2's rules, in order."""
     found: list[tuple[str, str]] = []
 
     def url_of(token) -> str | None:
@@ -182,14 +187,14 @@ def css_requisites(css: str | bytes, base_url: str, *, encoding: str | None = No
         for token in tokens or ():
             url = url_of(token)
             if url is not None:
-                found.append((urljoin(base_url, url.strip()), kind_in or _kind_by_name(url)))
+                found.append((url, kind_in or _kind_by_name(url)))
                 continue
             if token.type == "at-rule":
                 if token.lower_at_keyword == "import":
                     for t in token.prelude:
                         target = url_of(t) or (t.value if t.type == "string" else None)
                         if target is not None:
-                            found.append((urljoin(base_url, target.strip()), "stylesheet"))
+                            found.append((target, "stylesheet"))
                             break
                     continue
                 inner = "font" if token.lower_at_keyword == "font-face" else kind_in
@@ -204,7 +209,46 @@ def css_requisites(css: str | bytes, base_url: str, *, encoding: str | None = No
                 walk(getattr(token, "arguments", None) or getattr(token, "content", None), kind_in)
 
     walk(rules, None)
-    return _unique(found)
+    return found
+
+
+class _ParsedCss:
+    """What tinycss2 found in recent CSS texts: a site's pages repeat their template's <style>s.
+
+    The references are kept as written (not joined to a page's base), so a hit
+    is exact for any page; the texts kept are bounded in total length.
+    """
+
+    MAX_CHARS = 4_000_000  # all texts kept, together
+    MAX_TEXT = 512_000  # a longer text is parsed each time
+
+    def __init__(self) -> None:
+        self._kept: OrderedDict[tuple[str, bool], tuple[tuple[str, str], ...]] = OrderedDict()
+        self._chars = 0
+
+    def references(self, css: str, declarations: bool) -> tuple[tuple[str, str], ...]:
+        key = (css, declarations)
+        found = self._kept.get(key)
+        if found is not None:
+            self._kept.move_to_end(key)
+            return found
+        rules = (tinycss2.parse_blocks_contents(css, skip_comments=True) if declarations
+                 else tinycss2.parse_stylesheet(css, skip_comments=True))
+        found = tuple(_references(rules))
+        if len(css) <= self.MAX_TEXT:
+            self._kept[key] = found
+            self._chars += len(css)
+            while self._chars > self.MAX_CHARS:
+                (old, _), _ = self._kept.popitem(last=False)
+                self._chars -= len(old)
+        return found
+
+    def clear(self) -> None:
+        self._kept.clear()
+        self._chars = 0
+
+
+_CSS_TEXTS = _ParsedCss()
 
 
 def _kind_by_name(url: str) -> str:

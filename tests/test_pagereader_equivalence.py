@@ -97,6 +97,9 @@ EDGE_PAGES = {
         <a href="https://other.example/x">elsewhere</a><a href="https://www.127.0.0.1/www">www</a>
         <a href="/caf\u00e9 ü.html">non-ascii</a><a href="/q?a=1&amp;b=2">query</a><a>no href</a>
         <a href="/tag/x">tag</a><a href="http://user:pw@127.0.0.1/secret">userinfo</a>
+        <a href="https://oth&#9;er.example/tab">tab off-site</a><a href="http://127.0.0&#10;.1:8000/nl">newline</a>
+        <a href="https://other.example:">empty port</a><a href="https://OTHER.example?q">query only</a>
+        <a href="https://127.0.0.1.">trailing dot</a><a href="https://www.other.example#f">www</a>
         </body></html>""",
     "after </html>": f"""<html><body>{ARTICLE_TEXT}<a href="/in.html">in</a><img src="in.png"></body></html>
         <a href="/after.html"><img src="after.png" style="background:url(after-bg.png)"></a>
@@ -166,3 +169,30 @@ def test_the_edge_pages_reach_the_branches_they_are_for():
 def test_css_scan_with_and_without_urls_is_tinycss2s(css, declarations):
     assert css_requisites(css, "http://127.0.0.1/c/", declarations=declarations) == \
         old_css_requisites(css, "http://127.0.0.1/c/", declarations=declarations)
+
+
+def test_a_style_shared_by_pages_at_other_urls_resolves_against_each_page():
+    """The parsed-CSS cache keeps URLs as written: a template's <style> read on a second page
+    (a cache hit) gives that page's URLs."""
+    body = EDGE_PAGES["requisites"].replace('<base href="http://127.0.0.1:8000/news/">', "").encode()
+    rules = LinkRules(hosts=("127.0.0.1",), requisites=REQUISITES)
+    firsts = []
+    for url in ("http://127.0.0.1:8000/a/one.html", "http://127.0.0.1:8000/b/c/two.html"):
+        old, new = _old_and_new(body, url, "text/html", rules)
+        assert new == old
+        firsts.append(next(u for u, _ in new[1] if u.endswith("print.css")))
+    assert firsts == ["http://127.0.0.1:8000/a/print.css", "http://127.0.0.1:8000/b/c/print.css"]
+
+
+def test_the_parsed_css_kept_is_bounded_and_a_long_text_is_not_kept():
+    from spiders.requisites import _ParsedCss
+
+    kept = _ParsedCss()
+    kept.MAX_CHARS, kept.MAX_TEXT = 10_000, 4_000
+    texts = [f".r{i} {{ background: url(img-{i}.png) }}" + " " * 1_000 for i in range(40)]
+    for css in texts:
+        assert kept.references(css, False) == (((f"img-{texts.index(css)}.png"), "image"),)
+    assert kept._chars <= kept.MAX_CHARS and len(kept._kept) < len(texts)
+    long = ".x { background: url(long.png) }" + " " * 5_000
+    assert kept.references(long, False) == (("long.png", "image"),)
+    assert (long, False) not in kept._kept
