@@ -84,8 +84,9 @@ def html_requisites(response: HtmlResponse) -> list[tuple[str, str]]:
 
 
 _REQUISITE_TAGS = ("link", "img", "source", "input", "video", "script", "style")
-_STYLE_ATTRIBUTES = etree.XPath("//@style")
-_TEXT_NODES = etree.XPath("text()")
+# plain strings: lxml's "smart" ones hold their element, so the whole tree, alive
+_STYLE_ATTRIBUTES = etree.XPath("//@style", smart_strings=False)
+_TEXT_NODES = etree.XPath("text()", smart_strings=False)
 
 
 def tree_requisites(root, base: str) -> list[tuple[str, str]]:
@@ -219,14 +220,15 @@ class _ParsedCss:
     is exact for any page; the texts kept are bounded in total length.
     """
 
-    MAX_CHARS = 4_000_000  # all texts kept, together
-    MAX_TEXT = 512_000  # a longer text is parsed each time
+    MAX_CHARS = 1_000_000  # all texts kept, together (per worker)
+    MAX_TEXT = 200_000  # a longer text is parsed each time
 
     def __init__(self) -> None:
         self._kept: OrderedDict[tuple[str, bool], tuple[tuple[str, str], ...]] = OrderedDict()
         self._chars = 0
 
     def references(self, css: str, declarations: bool) -> tuple[tuple[str, str], ...]:
+        css = str(css)  # never an lxml smart string (it would keep its page's tree)
         key = (css, declarations)
         found = self._kept.get(key)
         if found is not None:

@@ -196,3 +196,13 @@ def test_the_parsed_css_kept_is_bounded_and_a_long_text_is_not_kept():
     long = ".x { background: url(long.png) }" + " " * 5_000
     assert kept.references(long, False) == (("long.png", "image"),)
     assert (long, False) not in kept._kept
+
+
+def test_the_parsed_css_kept_holds_no_page_tree():
+    """lxml's smart strings keep their element (and the whole page) alive: the cache keeps plain str."""
+    from spiders.requisites import _CSS_TEXTS
+
+    body = EDGE_PAGES["requisites"].encode()
+    tree = _tree(body, "text/html")
+    html_requisites(with_tree(_response(body, SITE, "text/html"), tree))
+    assert _CSS_TEXTS._kept and all(type(css) is str for css, _ in _CSS_TEXTS._kept)
