@@ -5,7 +5,9 @@
     .venv/bin/python benchmarks/bench_reader.py --pages corpus   # tests/data instead of ../shared/testdata
 
 In one process, over every article page of the page set (benchmarks/pagesets.py),
-CPU time (time.process_time) per page, the best of `--rounds` rounds of all pages:
+CPU time (time.process_time) per page; the jobs take turns on each page and each
+page counts its least time over `--rounds` rounds (the machine's drift, tens of
+percent on a shared one, falls on every job alike):
 
 - extract_article alone (decode, parse, trafilatura, our text form);
 - read_page as a worker runs it for a followed article (links, requisites, text);
@@ -38,6 +40,7 @@ for _path in (ROOT, ROOT / "tests", ROOT / "benchmarks"):
         sys.path.insert(0, str(_path))
 
 import trafilatura  # noqa: E402
+from scrapy.utils.response import get_base_url  # noqa: E402
 
 from reader_oracle import old_html_requisites, old_page_links  # noqa: E402  (tests/: the oracle)
 from spiders.extraction import decode_html, extract_article  # noqa: E402
@@ -60,17 +63,20 @@ def tree_of(page):
     return trafilatura.load_html(decode_html(page.body, page.content_type))
 
 
-def cpu_ms(pages, job, rounds: int) -> float:
-    """Best of `rounds` rounds: CPU ms per page of job(i, page)."""
+def cpu_ms(pages, jobs: dict, rounds: int) -> dict[str, float]:
+    """CPU ms per page of each job(i, page): jobs take turns on each page, each page's
+    cost is its least over `rounds` rounds, so the machine's drift falls on all alike."""
     for i, page in enumerate(pages):  # warm: caches, lru_caches, first-call costs
-        job(i, page)
-    best = float("inf")
-    for _ in range(rounds):
-        start = time.process_time()
-        for i, page in enumerate(pages):
+        for job in jobs.values():
             job(i, page)
-        best = min(best, time.process_time() - start)
-    return best / len(pages) * 1000
+    least = {name: [float("inf")] * len(pages) for name in jobs}
+    for _ in range(rounds):
+        for i, page in enumerate(pages):
+            for name, job in jobs.items():
+                start = time.process_time()
+                job(i, page)
+                least[name][i] = min(least[name][i], time.process_time() - start)
+    return {name: sum(costs) / len(pages) * 1000 for name, costs in least.items()}
 
 
 def scopes(i, page):
@@ -161,25 +167,24 @@ def main(argv=None) -> int:
 
     results = [read_page(EXTRACTOR, p.body, url=SITE_URL.format(i), content_type=p.content_type, links=rules)
                for i, p in enumerate(pages)]
-    rows = [
-        ("extract_article alone", cpu_ms(pages, alone, args.rounds)),
-        ("read_page (links, requisites, article)", cpu_ms(pages, full, args.rounds)),
-        ("read_page, no CSS text seen before", cpu_ms(pages, full_cold, args.rounds)),
-        ("read_page as before (the old reader)", cpu_ms(pages, old_full, args.rounds)),
-        ("  response (Scrapy: base URL, encoding)", cpu_ms(pages, lambda i, p: (lambda r: (r.encoding, __import__(
-            "scrapy.utils.response", fromlist=["x"]).get_base_url(r)))(response(i, p)), args.rounds)),
-        ("  links, old (LinkExtractor)", cpu_ms(pages, lambda i, p: old_page_links(response(i, p), trees[i], rules),
-                                                args.rounds)),
-        ("  links, new (tree_links)", cpu_ms(pages, lambda i, p: tree_links(response(i, p), trees[i], rules),
-                                             args.rounds)),
-        ("  requisites, old (XPath, tinycss2)", cpu_ms(pages, lambda i, p: old_html_requisites(response(i, p)),
-                                                       args.rounds)),
-        ("  requisites, new (html_requisites)", cpu_ms(pages, lambda i, p: html_requisites(response(i, p)),
-                                                       args.rounds)),
-        ("  requisites, new, no CSS text seen before", cpu_ms(pages, requisites_cold, args.rounds)),
-        ("  pickling: job in, result out", cpu_ms(pages, pickled, args.rounds)),
-    ]
-    print(f"{len(pages)} article pages, CPU ms per page (best of {args.rounds} rounds, one process)")
+    def base_url_and_encoding(i, page):
+        r = response(i, page)
+        return r.encoding, get_base_url(r)
+
+    rows = list(cpu_ms(pages, {
+        "extract_article alone": alone,
+        "read_page (links, requisites, article)": full,
+        "read_page, no CSS text seen before": full_cold,
+        "read_page as before (the old reader)": old_full,
+        "  response (Scrapy: base URL, encoding)": base_url_and_encoding,
+        "  links, old (LinkExtractor)": lambda i, p: old_page_links(response(i, p), trees[i], rules),
+        "  links, new (tree_links)": lambda i, p: tree_links(response(i, p), trees[i], rules),
+        "  requisites, old (XPath, tinycss2)": lambda i, p: old_html_requisites(response(i, p)),
+        "  requisites, new (html_requisites)": lambda i, p: html_requisites(response(i, p)),
+        "  requisites, new, no CSS text seen before": requisites_cold,
+        "  pickling: job in, result out": pickled,
+    }, args.rounds).items())
+    print(f"{len(pages)} article pages, CPU ms per page (least per page over {args.rounds} rounds, one process)")
     for name, ms in rows:
         print(f"  {name:<44} {ms:7.2f}")
     for name, ms in rows[1:4]:
