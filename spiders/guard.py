@@ -102,7 +102,7 @@ def record_refusal(crawler, url: str, refused: Refused | Refusal) -> None:
 
 
 # http(s)://host[:port] then the path, query, fragment or the end: the host as urlsplit reads it
-# http(s)://host[:port] and where the host ends: Scope.link_value judges such a URL by its host alone
+# (Scope.link_value judges such a URL by its host alone; spiders.pagereader relies on that)
 PLAIN_HTTP_URL = re.compile(r"(?i)https?://([a-z0-9.-]+)(?::(\d{1,5}))?(?=[/?#]|$)")
 
 
