@@ -102,7 +102,8 @@ def record_refusal(crawler, url: str, refused: Refused | Refusal) -> None:
 
 
 # http(s)://host[:port] then the path, query, fragment or the end: the host as urlsplit reads it
-_PLAIN_HTTP_URL = re.compile(r"(?i)https?://([a-z0-9.-]+)(?::(\d{1,5}))?(?=[/?#]|$)")
+# (Scope.link_value judges such a URL by its host alone; spiders.pagereader relies on that)
+PLAIN_HTTP_URL = re.compile(r"(?i)https?://([a-z0-9.-]+)(?::(\d{1,5}))?(?=[/?#]|$)")
 
 
 class Scope:
@@ -130,7 +131,7 @@ class Scope:
         """
         if self.hosts is None or not url.isascii():
             return url
-        plain = _PLAIN_HTTP_URL.match(url)
+        plain = PLAIN_HTTP_URL.match(url)
         if plain is not None and int(plain.group(2) or 0) <= 65535:
             # the common case, without urlsplit: http(s), a plain host name, maybe a port
             host = plain.group(1).lower().rstrip(".")

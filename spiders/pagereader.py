@@ -22,27 +22,33 @@ from __future__ import annotations
 import inspect
 import logging
 import os
+import re
 from concurrent.futures import Future, ProcessPoolExecutor
 from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any
+from urllib.parse import urljoin, urlparse
 
 from scrapy import signals
 from scrapy.exceptions import NotConfigured
 from scrapy.http import HtmlResponse
-from scrapy.linkextractors import LinkExtractor
+from scrapy.linkextractors import IGNORED_EXTENSIONS, LinkExtractor
+from scrapy.utils.response import get_base_url
 from scrapy.utils.defer import maybe_deferred_to_future
 from scrapy.utils.misc import load_object
 from twisted.internet.defer import Deferred
+from w3lib.html import strip_html5_whitespace
+from w3lib.url import safe_url_string
 
-from spiders.guard import Scope
-from spiders.scrapy_internals import links_on_tree, with_tree
+from spiders.guard import PLAIN_HTTP_URL, Scope
+from spiders.scrapy_internals import with_tree
 from spiders.workerpool import extraction_pool
 
 logger = logging.getLogger(__name__)
 
 DEFAULT_EXTRACTOR = "spiders.extraction.extract_article"
 _READER_ATTR = "_newsarchive_page_reader"  # the crawler's one PageReader
+XHTML_NAMESPACE = "http://www.w3.org/1999/xhtml"  # LinkExtractor reads <a> in it as <a>
 
 
 @dataclass
@@ -82,9 +88,86 @@ def _response(body: bytes, url: str, content_type: str | None) -> HtmlResponse:
 def page_links(body: bytes, url: str, content_type: str | None, rules: LinkRules, tree=None) -> list[str]:
     """The links NewsSpider follows from a page, from `tree` when given."""
     response = _response(body, url, content_type)
-    extractor = _link_extractor(rules.deny, rules.hosts)
-    links = links_on_tree(extractor, response, tree) if tree is not None else extractor.extract_links(response)
-    return [link.url for link in links]
+    if tree is not None:
+        return tree_links(with_tree(response, tree), tree, rules)
+    return [link.url for link in _link_extractor(rules.deny, rules.hosts).extract_links(response)]
+
+
+_LINK_TAGS = ("a", "area", f"{{{XHTML_NAMESPACE}}}a", f"{{{XHTML_NAMESPACE}}}area")
+_DENIED_EXTENSIONS = tuple(f".{e}" for e in IGNORED_EXTENSIONS)
+_LINK_SCHEMES = {"http", "https", "file", "ftp"}  # what LinkExtractor keeps
+
+
+_JOIN_DROPS = re.compile(r"[\t\r\n]")  # what urljoin (urlsplit) removes from anywhere in a URL
+
+
+@lru_cache(maxsize=32)
+def _link_filters(deny: tuple[str, ...], hosts: tuple[str, ...] | None):
+    return [re.compile(p) for p in deny], Scope(hosts=hosts).link_value
+
+
+def _plainly_off_site(href: str, link_value) -> bool:
+    """link_value(urljoin(base, href)) is None, known without the urljoin.
+
+    For an ASCII href of the shape Scope.link_value judges by its host alone
+    (http(s)://host[:port] then /, ?, # or the end), urljoin keeps that
+    prefix (scheme lowercased, netloc as written), so link_value says the
+    same of the href itself. Anything else goes the long way.
+    """
+    if not href.isascii() or _JOIN_DROPS.search(href):
+        return False
+    plain = PLAIN_HTTP_URL.match(href)
+    return plain is not None and int(plain.group(2) or 0) <= 65535 and link_value(href) is None
+
+
+def tree_links(response: HtmlResponse, root, rules: LinkRules) -> list[str]:
+    """The URLs link_extractor(rules.deny, rules.hosts).extract_links(response) gives, in its
+    order, read from `root` (the response's page, parsed already).
+
+    The same steps as LinkExtractor for each <a>/<area> href (whitespace
+    stripped, joined to the base, Scope.link_value, safe_url_string with the
+    response's encoding, joined to the page URL, scheme, deny and extension
+    checks, first occurrence kept), without what the spider never reads: no
+    Link objects, no link text (an XPath string() per link), no nofollow, and
+    an href seen already on the page is not worked out again (the same href
+    gives the same URL). lxml filters the tags, so no other element becomes a
+    Python object. tests/test_pagereader_equivalence.py holds it to LinkExtractor.
+    """
+    deny, link_value = _link_filters(rules.deny, rules.hosts)
+    off_site_known = rules.hosts is not None
+    base_url = get_base_url(response)
+    page_url = response.url
+    encoding = response.encoding
+    hrefs: set[str] = set()
+    kept: set[str] = set()
+    urls: list[str] = []
+    for el in root.iter(*_LINK_TAGS):
+        href = el.get("href")
+        if href is None or href in hrefs:
+            continue
+        hrefs.add(href)
+        href = strip_html5_whitespace(href)
+        if off_site_known and _plainly_off_site(href, link_value):
+            continue  # most of a news page's links: another site's
+        try:
+            url = urljoin(base_url, href)
+        except ValueError:
+            continue
+        url = link_value(url)
+        if url is None:
+            continue
+        try:
+            url = safe_url_string(url, encoding=encoding)
+        except ValueError:
+            continue
+        url = urljoin(page_url, url)
+        if url in kept or url.split("://", 1)[0] not in _LINK_SCHEMES:
+            continue
+        if any(p.search(url) for p in deny) or urlparse(url).path.lower().endswith(_DENIED_EXTENSIONS):
+            continue
+        kept.add(url)
+        urls.append(url)
+    return urls
 
 
 @lru_cache(maxsize=8)
@@ -101,14 +184,16 @@ def read_page(extractor: str, body: bytes, *, url: str, content_type: str | None
                               "hints": hints or {}, "capture": capture}
     if links is not None and _takes_tree(extractor):
         def take_links(tree) -> None:
+            # one response for both: Scrapy decodes it once for the base URL and encoding
+            response = with_tree(_response(body, url, content_type), tree)
             if links.follow:
                 try:
-                    read.links = page_links(body, url, content_type, links, tree)
-                except Exception:  # a tree LinkExtractor cannot walk: parsed again below
+                    read.links = tree_links(response, tree, links)
+                except Exception:  # a tree that cannot be walked: parsed again below
                     read.links = None
             if links.requisites:
                 try:
-                    read.requisites = load_object(links.requisites)(with_tree(_response(body, url, content_type), tree))
+                    read.requisites = load_object(links.requisites)(response)
                 except Exception:  # the spider's side reads them from the response instead
                     read.requisites = None
         kwargs["on_parsed"] = take_links

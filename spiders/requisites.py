@@ -40,9 +40,11 @@ from __future__ import annotations
 
 import logging
 import re
+from collections import OrderedDict
 from urllib.parse import urldefrag, urljoin
 
 import tinycss2
+from lxml import etree
 from scrapy import signals
 from scrapy.exceptions import IgnoreRequest, NotConfigured
 from scrapy.http import HtmlResponse, Request, Response
@@ -79,37 +81,82 @@ def _first_candidate(srcset: str) -> str | None:
 
 def html_requisites(response: HtmlResponse) -> list[tuple[str, str]]:
     """(absolute URL, kind) of what the page needs, in document order, duplicates removed."""
-    base = get_base_url(response)
-    found: list[tuple[str, str]] = []
+    return tree_requisites(response.selector.root, get_base_url(response))
 
-    def add(url: str | None, kind: str) -> None:
+
+_REQUISITE_TAGS = ("link", "img", "source", "input", "video", "script", "style")
+# plain strings: lxml's "smart" ones hold their element, so the whole tree, alive
+_STYLE_ATTRIBUTES = etree.XPath("//@style", smart_strings=False)
+_TEXT_NODES = etree.XPath("text()", smart_strings=False)
+
+
+def tree_requisites(root, base: str) -> list[tuple[str, str]]:
+    """html_requisites over `root`, an lxml tree of the page, with `base` its base URL.
+
+    One walk of the elements that can name a requisite (lxml filters the tags,
+    so no other element becomes a Python object), grouped as they always were:
+    <link>s, then images, posters, scripts, <style> texts and style=""
+    attributes, each group in document order. `//` in XPath is the whole
+    document, so the walk covers every top-level element of it (lxml's HTML
+    parser leaves a second <html> beside the first on some broken pages).
+    """
+    links: list[tuple[str, str]] = []
+    images: list[tuple[str, str]] = []
+    posters: list[str] = []
+    scripts: list[str] = []
+    styles: list[str] = []
+    for el in (el for top in _top_level(root) for el in top.iter(*_REQUISITE_TAGS)):
+        tag = el.tag
+        if tag == "link":
+            href = el.get("href")
+            if href is None:
+                continue
+            rel = set((el.get("rel") or "").lower().split())
+            if "stylesheet" in rel and "alternate" not in rel:
+                links.append((href, "stylesheet"))
+            elif rel & {"icon", "apple-touch-icon"}:
+                links.append((href, "image"))
+            elif rel & {"preload", "modulepreload"}:
+                kind = "script" if "modulepreload" in rel else _PRELOAD_AS.get((el.get("as") or "").lower())
+                if kind:
+                    links.append((href, kind))
+        elif tag == "img" or (tag == "source" and _parent_tag(el) == "picture") or (
+                tag == "input" and el.get("type") == "image"):
+            images.append((el.get("src"), "image"))
+            srcset = el.get("srcset")
+            if srcset:
+                images.append((_first_candidate(srcset), "image"))
+        elif tag == "video":
+            posters.append(el.get("poster"))
+        elif tag == "script":
+            scripts.append(el.get("src"))
+        elif tag == "style":
+            styles.extend(_TEXT_NODES(el))  # each text node, as //style/text() gives them
+    found: list[tuple[str, str]] = []
+    for url, kind in (*links, *images, *((p, "image") for p in posters), *((s, "script") for s in scripts)):
         if url and url.strip():
             found.append((urljoin(base, url.strip()), kind))
-
-    for node in response.xpath("//link[@href]"):
-        rel = set((node.attrib.get("rel") or "").lower().split())
-        href = node.attrib.get("href")
-        if "stylesheet" in rel and "alternate" not in rel:
-            add(href, "stylesheet")
-        elif rel & {"icon", "apple-touch-icon"}:
-            add(href, "image")
-        elif rel & {"preload", "modulepreload"}:
-            kind = "script" if "modulepreload" in rel else _PRELOAD_AS.get((node.attrib.get("as") or "").lower())
-            if kind:
-                add(href, kind)
-    for node in response.xpath("//img | //picture/source | //input[@type='image']"):
-        add(node.attrib.get("src"), "image")
-        if node.attrib.get("srcset"):
-            add(_first_candidate(node.attrib["srcset"]), "image")
-    for poster in response.xpath("//video/@poster").getall():
-        add(poster, "image")
-    for src in response.xpath("//script/@src").getall():
-        add(src, "script")
-    for css in response.xpath("//style/text()").getall():
+    for css in styles:
         found.extend(css_requisites(css, base))
-    for css in response.xpath("//@style").getall():
-        found.extend((url, kind) for url, kind in css_requisites(css, base, declarations=True))
+    for css in _STYLE_ATTRIBUTES(root):
+        found.extend(css_requisites(css, base, declarations=True))
     return _unique(found)
+
+
+def _top_level(root) -> list:
+    """The document's top-level elements, in document order."""
+    first = root.getroottree().getroot()
+    return [*reversed(list(first.itersiblings(preceding=True))), first, *first.itersiblings()]
+
+
+def _parent_tag(el) -> str | None:
+    parent = el.getparent()
+    return parent.tag if parent is not None else None
+
+
+# What every url(), src() and @import needs in the CSS text itself when it has no escapes;
+# with a backslash anywhere, tinycss2 decides (an escape can spell any of them).
+_MAYBE_CSS_REFERENCE = re.compile(r"url\(|src\(|@import|\\", re.I)
 
 
 def css_requisites(css: str | bytes, base_url: str, *, encoding: str | None = None,
@@ -118,10 +165,16 @@ def css_requisites(css: str | bytes, base_url: str, *, encoding: str | None = No
     CSS says, its @charset or `encoding` from the HTTP header), or of a style="" attribute."""
     if isinstance(css, bytes):
         rules, _ = tinycss2.parse_stylesheet_bytes(css, protocol_encoding=encoding, skip_comments=True)
-    elif declarations:
-        rules = tinycss2.parse_blocks_contents(css, skip_comments=True)
+        references = _references(rules)
+    elif not _MAYBE_CSS_REFERENCE.search(css):
+        return []  # most style="" attributes and many <style>s: nothing tinycss2 could find
     else:
-        rules = tinycss2.parse_stylesheet(css, skip_comments=True)
+        references = _CSS_TEXTS.references(css, declarations)
+    return _unique([(urljoin(base_url, url.strip()), kind) for url, kind in references])
+
+
+def _references(rules) -> list[tuple[str, str]]:
+    """(URL as written, kind) of every @import and url() in tinycss2's rules, in order."""
     found: list[tuple[str, str]] = []
 
     def url_of(token) -> str | None:
@@ -136,14 +189,14 @@ def css_requisites(css: str | bytes, base_url: str, *, encoding: str | None = No
         for token in tokens or ():
             url = url_of(token)
             if url is not None:
-                found.append((urljoin(base_url, url.strip()), kind_in or _kind_by_name(url)))
+                found.append((url, kind_in or _kind_by_name(url)))
                 continue
             if token.type == "at-rule":
                 if token.lower_at_keyword == "import":
                     for t in token.prelude:
                         target = url_of(t) or (t.value if t.type == "string" else None)
                         if target is not None:
-                            found.append((urljoin(base_url, target.strip()), "stylesheet"))
+                            found.append((target, "stylesheet"))
                             break
                     continue
                 inner = "font" if token.lower_at_keyword == "font-face" else kind_in
@@ -158,7 +211,47 @@ def css_requisites(css: str | bytes, base_url: str, *, encoding: str | None = No
                 walk(getattr(token, "arguments", None) or getattr(token, "content", None), kind_in)
 
     walk(rules, None)
-    return _unique(found)
+    return found
+
+
+class _ParsedCss:
+    """What tinycss2 found in recent CSS texts: a site's pages repeat their template's <style>s.
+
+    The references are kept as written (not joined to a page's base), so a hit
+    is exact for any page; the texts kept are bounded in total length.
+    """
+
+    MAX_CHARS = 1_000_000  # all texts kept, together (per worker)
+    MAX_TEXT = 200_000  # a longer text is parsed each time
+
+    def __init__(self) -> None:
+        self._kept: OrderedDict[tuple[str, bool], tuple[tuple[str, str], ...]] = OrderedDict()
+        self._chars = 0
+
+    def references(self, css: str, declarations: bool) -> tuple[tuple[str, str], ...]:
+        css = str(css)  # never an lxml smart string (it would keep its page's tree)
+        key = (css, declarations)
+        found = self._kept.get(key)
+        if found is not None:
+            self._kept.move_to_end(key)
+            return found
+        rules = (tinycss2.parse_blocks_contents(css, skip_comments=True) if declarations
+                 else tinycss2.parse_stylesheet(css, skip_comments=True))
+        found = tuple(_references(rules))
+        if len(css) <= self.MAX_TEXT:
+            self._kept[key] = found
+            self._chars += len(css)
+            while self._chars > self.MAX_CHARS:
+                (old, _), _ = self._kept.popitem(last=False)
+                self._chars -= len(old)
+        return found
+
+    def clear(self) -> None:
+        self._kept.clear()
+        self._chars = 0
+
+
+_CSS_TEXTS = _ParsedCss()
 
 
 def _kind_by_name(url: str) -> str:

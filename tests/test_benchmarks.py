@@ -48,3 +48,12 @@ def test_pipeline_benchmark_smoke_run_writes_its_table_and_json(tmp_path):
     for name, value in result["ratios"].items():
         assert f"| {name} | {value} |" in done.stdout
     assert "pipeline / bound (articles/s)" in result["ratios"]
+
+
+def test_reader_benchmark_checks_old_and_new_readers_agree_and_prints_its_rows(tmp_path):
+    done = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "bench_reader.py"), "--pages", "corpus",
+                           "--rounds", "1", "--check"], cwd=tmp_path, capture_output=True, text=True, timeout=900)
+    assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]
+    assert "0 differences" in done.stdout
+    for row in ("read_page as before (the old reader)", "links, new (tree_links)", "requisites, new (html_requisites)"):
+        assert row in done.stdout, row
