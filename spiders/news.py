@@ -43,7 +43,7 @@ from spiders.failures import describe_failure, error_kind, status_kind
 from spiders.feeds import MAX_XML_BYTES, FeedError, XmlIndexReader
 from spiders.guard import REQUISITE_META, Refused, Scope, record_refusal, redact_url, strip_userinfo
 from spiders.limits import MAX_ROBOTSTXT_BYTES, ForbiddenByRobots, ParseLimits, decoded_limit
-from spiders.pagereader import LinkRules, PageReader, link_extractor
+from spiders.pagereader import LinkRules, PageReader, tree_links
 from spiders.requested import Requested
 from spiders.seen import SeenCaptures
 from spiders.sources import Source, SourcesError, default_sources_path, load_sources
@@ -99,7 +99,6 @@ class NewsSpider(scrapy.Spider):
         self.parse_limits = ParseLimits()  # these two from the settings, in from_crawler
         self.max_xml_bytes = MAX_XML_BYTES
         self.link_rules = LinkRules(deny=tuple(source.deny), hosts=tuple(sorted(source.hosts)))
-        self._links = link_extractor(self.link_rules.deny, self.link_rules.hosts)
         self.reader = None  # a PageReader, in from_crawler, when the crawl has a spool
 
     @property
@@ -300,8 +299,8 @@ class NewsSpider(scrapy.Spider):
             yield item
         if not follow:
             return
-        if links is None:  # a listing page (or no reading): Scrapy parses it here
-            links = [link.url for link in self._links.extract_links(response)]
+        if links is None:  # a listing page (or no reading): Scrapy parses it here, links read as the pool reads them
+            links = tree_links(response, response.selector.root, self.link_rules)
         for request in self.follow(links, hops + 1):
             yield request
 

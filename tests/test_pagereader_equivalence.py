@@ -21,7 +21,7 @@ from scrapy.http import HtmlResponse
 from corpus import load_corpus
 from reader_oracle import old_css_requisites, old_html_requisites, old_page_links
 from spiders.extraction import decode_html, extract_article
-from spiders.pagereader import LinkRules, _response, read_page, tree_links
+from spiders.pagereader import LinkRules, _response, link_extractor, read_page, tree_links
 from spiders.requisites import css_requisites, html_requisites
 from spiders.scrapy_internals import with_tree
 
@@ -70,6 +70,15 @@ def test_requisites_of_a_page_scrapy_parsed_are_the_old_readers(page):
     response = HtmlResponse(url=page.url, body=page.body, headers={"Content-Type": page.content_type})
     again = HtmlResponse(url=page.url, body=page.body, headers={"Content-Type": page.content_type})
     assert html_requisites(response) == old_html_requisites(again)
+
+
+@pytest.mark.parametrize("page,url,rules", CASES)
+def test_links_of_a_page_scrapy_parsed_are_link_extractors(page, url, rules):
+    """Listing pages: the spider reads links from Scrapy's own parse of the response, as the pool does."""
+    response = HtmlResponse(url=url, body=page.body, headers={"Content-Type": page.content_type})
+    again = HtmlResponse(url=url, body=page.body, headers={"Content-Type": page.content_type})
+    expected = [link.url for link in link_extractor(rules.deny, rules.hosts).extract_links(again)]
+    assert tree_links(response, response.selector.root, rules) == expected
 
 
 @pytest.mark.parametrize("page", [p for p in CORPUS if p.is_article], ids=[p.file for p in CORPUS if p.is_article])
