@@ -2,6 +2,7 @@
 
     .venv/bin/python benchmarks/bench_pipeline.py              # ~10,000 pages, 100,000 captures: ~10 min idle
     .venv/bin/python benchmarks/bench_pipeline.py --smoke      # a few tens of seconds (make test runs it)
+    .venv/bin/python benchmarks/bench_pipeline.py --only get   # step 5 alone: ~3 min at 100,000 captures
 
 On one site of real news pages (benchmarks/realsite.py: ../shared/testdata
 pages of typical extraction cost, each copied with its own URL and text, with
@@ -504,7 +505,19 @@ def ratios(result: dict) -> dict:
     return {k: round(v, 3) for k, v in out.items()}
 
 
+def get_table(g: dict) -> list[str]:
+    lines = [f"| get --as html, {g['captures']} captures | p50 ms | p99 ms |", "|---|---:|---:|"]
+    for where in ("local", "s3"):
+        if where in g:
+            for how in ("in_process", "cli"):
+                r = g[where][how]
+                lines.append(f"| {where}, {how.replace('_', ' ')} ({r['n']}) | {r['p50_ms']} | {r['p99_ms']} |")
+    return lines
+
+
 def table(result: dict) -> str:
+    if "pipeline" not in result:  # --only get
+        return "\n".join(get_table(result["retrieval"]))
     b, p = result["bound"], result["pipeline"]
     lines = ["| what | pages | articles | wall s | pages/s | articles/s |", "|---|---:|---:|---:|---:|---:|"]
     lines.append(f"| bound: trafilatura alone, {b['workers']} processes | | {b['articles']} | {b['wall_s']} | | {b['articles_per_s']} |")
@@ -529,14 +542,8 @@ def table(result: dict) -> str:
     lines += [f"| until {k} pages | {v} | {p['rss_peak_mb_with_cli'][k]} |" for k, v in p["rss_peak_mb"].items()]
     lines.append(f"| whole crawl ({p['pages']} pages) | {p['rss_peak_mb_without_cli']} | {p['rss_peak_mb_whole_crawl']} |")
     lines += [f"| &nbsp; {role} (its own peak) | {mb} | |" for role, mb in p["rss_peak_mb_by_process"].items()]
-    g = result.get("retrieval")
-    if g:
-        lines += ["", f"| get --as html, {g['captures']} captures | p50 ms | p99 ms |", "|---|---:|---:|"]
-        for where in ("local", "s3"):
-            if where in g:
-                for how in ("in_process", "cli"):
-                    r = g[where][how]
-                    lines.append(f"| {where}, {how.replace('_', ' ')} ({r['n']}) | {r['p50_ms']} | {r['p99_ms']} |")
+    if result.get("retrieval"):
+        lines += [""] + get_table(result["retrieval"])
     return "\n".join(lines)
 
 
@@ -553,6 +560,8 @@ def main(argv: list[str] | None = None) -> int:
                              "../shared/testdata (the default when present), or corpus (tests/data)")
     parser.add_argument("--no-wget", action="store_true")
     parser.add_argument("--smoke", action="store_true", help="a small run for CI: every step, a few tens of seconds")
+    parser.add_argument("--only", choices=("get",), default=None,
+                        help="run one step alone: get (retrieval latency, step 5)")
     parser.add_argument("--out", type=Path, default=None)
     parser.add_argument("--timeout", type=float, default=3600)
     args = parser.parse_args(argv)
@@ -565,6 +574,8 @@ def main(argv: list[str] | None = None) -> int:
     out_path = args.out or HERE / "results" / f"pipeline-{'smoke-' if args.smoke else ''}{stamp}.json"
 
     result: dict = {"benchmark": "pipeline", "when": stamp, "smoke": args.smoke, "machine_before": machine()}
+    if args.only == "get":
+        return _finish(result, retrieval_only(args), out_path)
     t = time.perf_counter()
     pages = realsite.typical_pages(realsite.load_pages(args.pages))
     result["site"] = {"page_set": args.pages, "base_pages": len(pages),
@@ -601,6 +612,20 @@ def main(argv: list[str] | None = None) -> int:
     finally:
         shutil.rmtree(work, ignore_errors=True)
     result["ratios"] = ratios(result)
+    return _finish(result, result, out_path)
+
+
+def retrieval_only(args) -> dict:
+    work = Path(tempfile.mkdtemp(prefix="bench-get-"))
+    try:
+        print(f"get latency ({args.captures} captures) ...", flush=True)
+        return {"retrieval": retrieval(work, args.captures, max(1, args.captures // 4), args.gets, args.cli_gets)}
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+
+
+def _finish(result: dict, measured: dict, out_path: Path) -> int:
+    result.update(measured)
     result["load_average_after"] = [round(x, 2) for x in os.getloadavg()]
     result["table"] = table(result)
     print(result["table"])
