@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass, fields, replace
 
-from warcio.timeutils import timestamp_to_datetime, timestamp_to_http_date, timestamp_to_iso_date
+from storage.times import timestamp_to_datetime, timestamp_to_http_date, timestamp_to_iso_date
 
 REVISIT_MIME = "warc/revisit"
 

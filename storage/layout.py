@@ -13,9 +13,8 @@ import re
 import socket
 from datetime import datetime, timezone
 
-from warcio.timeutils import datetime_to_timestamp
-
 from storage.errors import BadInput
+from storage.times import datetime_to_timestamp
 
 SAFE_PART = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,199}$")
 SOURCE_NAME = re.compile(r"^[a-z0-9][a-z0-9-]{0,63}$")
