@@ -4,12 +4,13 @@ A look-up reads exactly one record; warcio costs ~0.1 s to import (its package
 imports fsspec and asyncio), more than the read itself. `read_record` parses
 the records a crawl writes: a complete gzip member holding a WARC/1.0 or
 WARC/1.1 record whose header lines are UTF-8 `Name: value` lines, and for
-HTTP records an HTTP/1.0 or HTTP/1.1 head of the same kind. It gives what
+HTTP records an HTTP head of the same kind (its status line taken as it is,
+as warcio's ArchiveIterator does). It gives what
 warcio's ArchiveIterator gives for them (record type, WARC headers, HTTP
 status line and headers, the payload bytes after the HTTP head, limited to
 Content-Length). Anything else (folded or nameless header lines, other
-encodings, another protocol, a member cut short, a Target-URI warcio would
-rewrite) it does not guess at: `parse_record` hands those to warcio.
+encodings, another WARC version, a member cut short, a Target-URI warcio
+would rewrite) it does not guess at: `parse_record` hands those to warcio.
 tests/test_warcrecord.py compares the two on the records the tests write.
 """
 
@@ -20,7 +21,6 @@ import re
 import zlib
 
 _WARC_VERSIONS = ("WARC/1.0", "WARC/1.1")
-_HTTP_VERSIONS = ("HTTP/1.0", "HTTP/1.1")
 _HTTP_RECORDS = ("response", "request", "revisit")
 _CHUNK_SIZE = re.compile(rb"([0-9A-Fa-f]{1,8})(?:;[^\r\n]*)?\r\n")
 
@@ -66,8 +66,10 @@ class Record:
         return b""
 
 
-def _head(block: bytes, start: int, versions: tuple[str, ...]) -> tuple[Headers, int]:
-    """The status line and header lines at ``start``; and where the block after them begins."""
+def _head(block: bytes, start: int, versions: tuple[str, ...] | None) -> tuple[Headers, int]:
+    """The status line and header lines at ``start``; and where the block after them begins.
+    ``versions``: the protocols the status line must start with (warcio checks WARC's), or
+    None for HTTP, whose status line warcio's ArchiveIterator takes as it is."""
     lines: list[str] = []
     pos = start
     while True:
@@ -88,16 +90,22 @@ def _head(block: bytes, start: int, versions: tuple[str, ...]) -> tuple[Headers,
             break
         lines.append(line)
     status = lines[0]
-    protocol = status[:8].upper()
-    if not status[:8].isascii() or protocol not in versions:
-        raise _Unsure(f"status line {status[:20]!r}")
+    if versions is None:
+        protocol, space, rest = status.partition(" ")
+        if not space:
+            raise _Unsure("a status line of one word")
+        status_text = rest.strip()
+    else:
+        protocol, status_text = status[:8].upper(), status[8:].strip()
+        if not status[:8].isascii() or protocol not in versions:
+            raise _Unsure(f"status line {status[:20]!r}")
     headers = []
     for line in lines[1:]:
         if line[:1] in (" ", "\t") or ":" not in line:
             raise _Unsure("a folded or nameless header line")
         name, value = line.split(":", 1)
         headers.append((name.rstrip(" \t"), value.lstrip()))
-    return Headers(protocol, status[8:].strip(), headers), pos
+    return Headers(protocol, status_text, headers), pos
 
 
 def read_record(data: bytes) -> Record:
@@ -130,7 +138,7 @@ def read_record(data: bytes) -> Record:
         if uri.startswith(("http:", "https:")):
             if rec_type == "request":
                 raise _Unsure("request records are not read here")  # never looked up
-            http, start = _head(content, 0, _HTTP_VERSIONS)
+            http, start = _head(content, 0, None)
             content = content[start:]
     return Record(rec_type, warc, http, content, data)
 
