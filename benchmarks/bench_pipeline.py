@@ -36,6 +36,7 @@ import json
 import os
 import platform
 import random
+import resource
 import shutil
 import socket
 import statistics
@@ -447,15 +448,42 @@ def get_latency(location: str, urls: list[str], env: dict, in_process: int, cli:
         t = time.perf_counter()
         archive.get(url, None, as_="html")
         times.append(time.perf_counter() - t)
-    cli_times = []
+    cli_times, cli_cpu = [], []
     for url in rng.sample(urls, min(cli, len(urls))):
+        before = resource.getrusage(resource.RUSAGE_CHILDREN)
         t = time.perf_counter()
         done = subprocess.run([str(BIN / "newsarchive"), "get", url, "--as", "html", "--archive", location],
                               env=env, capture_output=True, timeout=120)
         cli_times.append(time.perf_counter() - t)
+        after = resource.getrusage(resource.RUSAGE_CHILDREN)
+        cli_cpu.append(after.ru_utime + after.ru_stime - before.ru_utime - before.ru_stime)
         if done.returncode != 0:
             raise RuntimeError(f"newsarchive get failed: {done.stderr.decode()[-300:]}")
-    return {"first_open_s": round(first_open, 2), "in_process": _percentiles(times), "cli": _percentiles(cli_times)}
+    # CPU of each CLI run (user + system): what a busy machine's wall-clock times hide
+    return {"first_open_s": round(first_open, 2), "in_process": _percentiles(times), "cli": _percentiles(cli_times),
+            "cli_cpu": _percentiles(cli_cpu)}
+
+
+def bare_python(env: dict, runs: int) -> dict:
+    """`python -c pass` as often: the floor under any CLI time on this machine, measured beside it."""
+    times, cpu = [], []
+    for _ in range(runs):
+        before = resource.getrusage(resource.RUSAGE_CHILDREN)
+        t = time.perf_counter()
+        subprocess.run([sys.executable, "-c", "pass"], env=env, check=True)
+        times.append(time.perf_counter() - t)
+        after = resource.getrusage(resource.RUSAGE_CHILDREN)
+        cpu.append(after.ru_utime + after.ru_stime - before.ru_utime - before.ru_stime)
+    return {"cli": _percentiles(times), "cli_cpu": _percentiles(cpu)}
+
+
+def compile_bytecode() -> None:
+    """Write the checkout's bytecode caches, as installing a package does (pip compiles what it
+    installs; an editable install is compiled by its first imports unless PYTHONDONTWRITEBYTECODE
+    is set, as it is on some machines, where every CLI run would compile our sources again)."""
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"}
+    subprocess.run([sys.executable, "-m", "compileall", "-q", "flows", "spiders", "storage"], cwd=ROOT, env=env,
+                   check=True, stdout=subprocess.DEVNULL)
 
 
 def retrieval(workdir: Path, captures: int, urls: int, in_process: int, cli: int) -> dict:
@@ -468,7 +496,11 @@ def retrieval(workdir: Path, captures: int, urls: int, in_process: int, cli: int
     cache = workdir / "get-cache"
     os.environ["XDG_CACHE_HOME"] = str(cache)  # the S3 catalog's folder, ours only
     env = _env({"XDG_CACHE_HOME": str(cache)})
+    compile_bytecode()
     out = {"captures": captures, "urls": urls, "build_s": round(build_s, 1),
+           "bytecode_caches": "compiled (compileall) before the CLI runs",
+           "PYTHONDONTWRITEBYTECODE": os.environ.get("PYTHONDONTWRITEBYTECODE"),
+           "python -c pass": bare_python(env, cli),
            "local": get_latency(str(folder), names, env, in_process, cli)}
     moto = MotoProcess()
     try:
@@ -506,12 +538,17 @@ def ratios(result: dict) -> dict:
 
 
 def get_table(g: dict) -> list[str]:
-    lines = [f"| get --as html, {g['captures']} captures | p50 ms | p99 ms |", "|---|---:|---:|"]
+    lines = [f"| get --as html, {g['captures']} captures | p50 ms | p99 ms | CPU p50 ms |", "|---|---:|---:|---:|"]
     for where in ("local", "s3"):
         if where in g:
             for how in ("in_process", "cli"):
                 r = g[where][how]
-                lines.append(f"| {where}, {how.replace('_', ' ')} ({r['n']}) | {r['p50_ms']} | {r['p99_ms']} |")
+                cpu = g[where].get("cli_cpu", {}).get("p50_ms", "") if how == "cli" else ""
+                lines.append(f"| {where}, {how.replace('_', ' ')} ({r['n']}) | {r['p50_ms']} | {r['p99_ms']} | {cpu} |")
+    floor = g.get("python -c pass")
+    if floor:
+        lines.append(f"| `python -c pass`, the floor ({floor['cli']['n']}) | {floor['cli']['p50_ms']} | "
+                     f"{floor['cli']['p99_ms']} | {floor['cli_cpu']['p50_ms']} |")
     return lines
 
 
