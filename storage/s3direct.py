@@ -256,7 +256,9 @@ class DirectS3:
             fresh = self._sock is None
             try:
                 if fresh:
-                    self._sock = socket.create_connection((self.host, self.port), timeout=TIMEOUT)
+                    # the host as bytes: a str would load the idna codec to encode it
+                    self._sock = socket.create_connection((self.host.encode("ascii"), self.port),
+                                                          timeout=TIMEOUT)
                 self._sock.sendall(head.encode("utf-8"))
                 return self._response()
             except (ConnectionError, _Closed):

@@ -66,3 +66,18 @@ def test_text_record_and_object_info():
            "timestamp": "20240501120000", "digest": None, "warc": "warc/x.text.warc.gz", "offset": 0, "length": 9}
     assert as_dict(TextRecord(**row)) == row
     assert ObjectInfo("k", 3) == ObjectInfo("k", 3, None) != ObjectInfo("k", 3, "ab")
+
+
+@pytest.mark.parametrize("xdg", [None, "", "   ", "/tmp/xdg-cache", "/tmp/xdg-cache/", "relative/dir", "~/cache"])
+@pytest.mark.parametrize("home", [None, "/root", "/home/someone/", "relative"])
+def test_the_s3_catalog_folder_is_platformdirs_cache_folder(monkeypatch, xdg, home):
+    import platformdirs
+
+    from storage.catalog import user_cache_dir
+
+    for name, value in (("XDG_CACHE_HOME", xdg), ("HOME", home)):
+        if value is None:
+            monkeypatch.delenv(name, raising=False)
+        else:
+            monkeypatch.setenv(name, value)
+    assert user_cache_dir() == platformdirs.user_cache_dir("newsarchive")
