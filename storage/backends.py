@@ -426,15 +426,17 @@ class S3Backend(Backend):
             self._direct_ = DirectS3.from_environment(self.bucket)
         return self._direct_
 
-    def _direct_read(self, read):
+    def _direct_read(self, read, key: str = ""):
         """``read(direct)`` when a direct read is possible and the server answers it; else None."""
         direct = self._direct()
         if direct is None:
             return None
-        from storage.s3direct import Refused
+        from storage.s3direct import NoSuchKey, Refused
 
         try:
             return read(direct)
+        except NoSuchKey:  # what boto3's NoSuchKey becomes in _error, without building boto3 for it
+            raise ObjectNotFoundError(f"no such object in {self.location}: {key}") from None
         except Refused:
             return None  # boto3 asks again: its retries, its errors, its messages
 
@@ -531,7 +533,7 @@ class S3Backend(Backend):
 
     def get_bytes(self, key: str) -> bytes:
         full = self._full(key)
-        data = self._direct_read(lambda direct: direct.get(full))
+        data = self._direct_read(lambda direct: direct.get(full), key)
         if data is not None:
             return data
         return self._read_all(key, self._get(key))
@@ -541,7 +543,7 @@ class S3Backend(Backend):
         if length == 0:
             return b""
         full = self._full(key)
-        data = self._direct_read(lambda direct: direct.get(full, (offset, offset + length - 1)))
+        data = self._direct_read(lambda direct: direct.get(full, (offset, offset + length - 1)), key)
         if data is not None:
             return data
         try:

@@ -14,10 +14,12 @@ would be configured from what it can read cheaply and exactly:
   for such servers; no proxy variable set.
 
 Anything else (SSO, assume-role, credential_process, instance metadata, https,
-a proxy, an expiring credential, endpoint settings in the config file) gives
+a proxy, an expiring credential, FIPS or dual-stack endpoints, endpoint settings
+in the config file) gives
 None and S3Backend uses boto3 as always. A request that does not come back 2xx
 is not interpreted here either: S3Backend repeats it through boto3, so errors,
-retries and messages stay boto3's. Requests are signed with AWS Signature
+retries and messages stay boto3's; the one exception is S3's own 404 NoSuchKey,
+which S3Backend turns into the ObjectNotFoundError boto3's answer would give. Requests are signed with AWS Signature
 Version 4 (tests/test_s3direct.py compares with botocore's signer).
 """
 
@@ -47,6 +49,10 @@ TIMEOUT = 60.0
 
 class Refused(Exception):
     """The server did not answer 2xx (or not in HTTP/1.1 we read): let boto3 ask."""
+
+
+class NoSuchKey(Exception):
+    """404 with S3's NoSuchKey: the one failure a read meets often (an article without a .json)."""
 
 
 class Credentials:
@@ -140,6 +146,7 @@ def settings_from(environ) -> tuple[Credentials, str, str, int] | None:
     if any(environ.get(name) for name in _PROXY_VARIABLES):
         return None
     if any(environ.get(name) for name in ("AWS_IGNORE_CONFIGURED_ENDPOINT_URLS", "AWS_CREDENTIAL_EXPIRATION",
+                                          "AWS_USE_FIPS_ENDPOINT", "AWS_USE_DUALSTACK_ENDPOINT",
                                           "AWS_WEB_IDENTITY_TOKEN_FILE", "AWS_ROLE_ARN",
                                           "AWS_CONTAINER_CREDENTIALS_RELATIVE_URI",
                                           "AWS_CONTAINER_CREDENTIALS_FULL_URI")):
@@ -223,6 +230,8 @@ class DirectS3:
         """The object (or bytes first..last of it); Refused unless 200/206."""
         headers = {"range": f"bytes={byte_range[0]}-{byte_range[1]}"} if byte_range else {}
         status, body = self._request(f"/{self.bucket}/{key}", {}, headers)
+        if status == 404 and b"<Code>NoSuchKey</Code>" in body:
+            raise NoSuchKey(key)
         if status not in (200, 206):
             raise Refused(status)
         return body

@@ -100,6 +100,8 @@ def test_static_keys_of_the_profile_are_read(tmp_path):
     ({"AWS_DEFAULT_REGION": None}, "", "no region"),
     ({"AWS_CREDENTIAL_EXPIRATION": "2026-12-02T06:00:00Z"}, "", "expiring keys"),
     ({"AWS_IGNORE_CONFIGURED_ENDPOINT_URLS": "true"}, "", "endpoint settings ignored"),
+    ({"AWS_USE_FIPS_ENDPOINT": "true"}, "", "FIPS (boto3 refuses it with a custom endpoint)"),
+    ({"AWS_USE_DUALSTACK_ENDPOINT": "true"}, "", "dual-stack"),
     ({"AWS_WEB_IDENTITY_TOKEN_FILE": "/tmp/token"}, "", "web identity"),
     ({"AWS_CONTAINER_CREDENTIALS_RELATIVE_URI": "/v2/creds"}, "", "container credentials"),
     ({"AWS_PROFILE": "missing"}, "", "a profile that does not exist"),

@@ -283,3 +283,16 @@ def test_s3_missing_bucket_and_bad_credentials(s3_archive, monkeypatch):
     monkeypatch.delenv("AWS_SECRET_ACCESS_KEY")
     with pytest.raises(StorageError, match="no AWS credentials"):
         open_backend(s3_archive).stat(TEXT)
+
+
+def test_s3_missing_object_is_not_found_without_building_boto3(s3_archive):
+    """The one failure reads meet often (an article without its .json) is answered by the signed
+    GET itself, with boto3's message; boto3 is not started for it."""
+    backend = open_backend(s3_archive)
+    if backend._direct() is None:
+        pytest.fail("the test environment's S3 settings should allow signed reads without boto3")
+    for read in (lambda: backend.get_bytes(WARC), lambda: backend.get_range(WARC, 0, 10)):
+        with pytest.raises(ObjectNotFoundError) as err:
+            read()
+        assert str(err.value) == f"no such object in {s3_archive}: {WARC}"
+    assert backend._client_ is None
