@@ -2,6 +2,7 @@
 
     .venv/bin/python benchmarks/bench_pipeline.py              # ~10,000 pages, 100,000 captures: ~10 min idle
     .venv/bin/python benchmarks/bench_pipeline.py --smoke      # a few tens of seconds (make test runs it)
+    .venv/bin/python benchmarks/bench_pipeline.py --only get   # step 5 alone: ~3 min at 100,000 captures
 
 On one site of real news pages (benchmarks/realsite.py: ../shared/testdata
 pages of typical extraction cost, each copied with its own URL and text, with
@@ -35,6 +36,7 @@ import json
 import os
 import platform
 import random
+import resource
 import shutil
 import socket
 import statistics
@@ -462,15 +464,42 @@ def get_latency(location: str, urls: list[str], env: dict, in_process: int, cli:
         t = time.perf_counter()
         archive.get(url, None, as_="html")
         times.append(time.perf_counter() - t)
-    cli_times = []
+    cli_times, cli_cpu = [], []
     for url in rng.sample(urls, min(cli, len(urls))):
+        before = resource.getrusage(resource.RUSAGE_CHILDREN)
         t = time.perf_counter()
         done = subprocess.run([str(BIN / "newsarchive"), "get", url, "--as", "html", "--archive", location],
                               env=env, capture_output=True, timeout=120)
         cli_times.append(time.perf_counter() - t)
+        after = resource.getrusage(resource.RUSAGE_CHILDREN)
+        cli_cpu.append(after.ru_utime + after.ru_stime - before.ru_utime - before.ru_stime)
         if done.returncode != 0:
             raise RuntimeError(f"newsarchive get failed: {done.stderr.decode()[-300:]}")
-    return {"first_open_s": round(first_open, 2), "in_process": _percentiles(times), "cli": _percentiles(cli_times)}
+    # CPU of each CLI run (user + system): what a busy machine's wall-clock times hide
+    return {"first_open_s": round(first_open, 2), "in_process": _percentiles(times), "cli": _percentiles(cli_times),
+            "cli_cpu": _percentiles(cli_cpu)}
+
+
+def bare_python(env: dict, runs: int) -> dict:
+    """`python -c pass` as often: the floor under any CLI time on this machine, measured beside it."""
+    times, cpu = [], []
+    for _ in range(runs):
+        before = resource.getrusage(resource.RUSAGE_CHILDREN)
+        t = time.perf_counter()
+        subprocess.run([sys.executable, "-c", "pass"], env=env, check=True)
+        times.append(time.perf_counter() - t)
+        after = resource.getrusage(resource.RUSAGE_CHILDREN)
+        cpu.append(after.ru_utime + after.ru_stime - before.ru_utime - before.ru_stime)
+    return {"cli": _percentiles(times), "cli_cpu": _percentiles(cpu)}
+
+
+def compile_bytecode() -> None:
+    """Write the checkout's bytecode caches, as installing a package does (pip compiles what it
+    installs; an editable install is compiled by its first imports unless PYTHONDONTWRITEBYTECODE
+    is set, as it is on some machines, where every CLI run would compile our sources again)."""
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"}
+    subprocess.run([sys.executable, "-m", "compileall", "-q", "flows", "spiders", "storage"], cwd=ROOT, env=env,
+                   check=True, stdout=subprocess.DEVNULL)
 
 
 def retrieval(workdir: Path, captures: int, urls: int, in_process: int, cli: int) -> dict:
@@ -483,7 +512,11 @@ def retrieval(workdir: Path, captures: int, urls: int, in_process: int, cli: int
     cache = workdir / "get-cache"
     os.environ["XDG_CACHE_HOME"] = str(cache)  # the S3 catalog's folder, ours only
     env = _env({"XDG_CACHE_HOME": str(cache)})
+    compile_bytecode()
     out = {"captures": captures, "urls": urls, "build_s": round(build_s, 1),
+           "bytecode_caches": "compiled (compileall) before the CLI runs",
+           "PYTHONDONTWRITEBYTECODE": os.environ.get("PYTHONDONTWRITEBYTECODE"),
+           "python -c pass": bare_python(env, cli),
            "local": get_latency(str(folder), names, env, in_process, cli)}
     moto = MotoProcess()
     try:
@@ -520,7 +553,24 @@ def ratios(result: dict) -> dict:
     return {k: round(v, 3) for k, v in out.items()}
 
 
+def get_table(g: dict) -> list[str]:
+    lines = [f"| get --as html, {g['captures']} captures | p50 ms | p99 ms | CPU p50 ms |", "|---|---:|---:|---:|"]
+    for where in ("local", "s3"):
+        if where in g:
+            for how in ("in_process", "cli"):
+                r = g[where][how]
+                cpu = g[where].get("cli_cpu", {}).get("p50_ms", "") if how == "cli" else ""
+                lines.append(f"| {where}, {how.replace('_', ' ')} ({r['n']}) | {r['p50_ms']} | {r['p99_ms']} | {cpu} |")
+    floor = g.get("python -c pass")
+    if floor:
+        lines.append(f"| `python -c pass`, the floor ({floor['cli']['n']}) | {floor['cli']['p50_ms']} | "
+                     f"{floor['cli']['p99_ms']} | {floor['cli_cpu']['p50_ms']} |")
+    return lines
+
+
 def table(result: dict) -> str:
+    if "pipeline" not in result:  # --only get
+        return "\n".join(get_table(result["retrieval"]))
     b, p = result["bound"], result["pipeline"]
     lines = ["| what | pages | articles | wall s | pages/s | articles/s |", "|---|---:|---:|---:|---:|---:|"]
     lines.append(f"| bound: trafilatura alone, {b['workers']} processes | | {b['articles']} | {b['wall_s']} | | {b['articles_per_s']} |")
@@ -546,14 +596,8 @@ def table(result: dict) -> str:
               for k, v in p["rss_peak_mb"].items()]
     lines.append(f"| whole crawl ({p['pages']} pages) | {p['rss_peak_mb_without_cli']} | {p['rss_peak_mb_whole_crawl']} | |")
     lines += [f"| &nbsp; {role} (its own peak) | {mb} | | |" for role, mb in p["rss_peak_mb_by_process"].items()]
-    g = result.get("retrieval")
-    if g:
-        lines += ["", f"| get --as html, {g['captures']} captures | p50 ms | p99 ms |", "|---|---:|---:|"]
-        for where in ("local", "s3"):
-            if where in g:
-                for how in ("in_process", "cli"):
-                    r = g[where][how]
-                    lines.append(f"| {where}, {how.replace('_', ' ')} ({r['n']}) | {r['p50_ms']} | {r['p99_ms']} |")
+    if result.get("retrieval"):
+        lines += [""] + get_table(result["retrieval"])
     return "\n".join(lines)
 
 
@@ -570,6 +614,8 @@ def main(argv: list[str] | None = None) -> int:
                              "../shared/testdata (the default when present), or corpus (tests/data)")
     parser.add_argument("--no-wget", action="store_true")
     parser.add_argument("--smoke", action="store_true", help="a small run for CI: every step, a few tens of seconds")
+    parser.add_argument("--only", choices=("get",), default=None,
+                        help="run one step alone: get (retrieval latency, step 5)")
     parser.add_argument("--out", type=Path, default=None)
     parser.add_argument("--timeout", type=float, default=3600)
     args = parser.parse_args(argv)
@@ -582,6 +628,8 @@ def main(argv: list[str] | None = None) -> int:
     out_path = args.out or HERE / "results" / f"pipeline-{'smoke-' if args.smoke else ''}{stamp}.json"
 
     result: dict = {"benchmark": "pipeline", "when": stamp, "smoke": args.smoke, "machine_before": machine()}
+    if args.only == "get":
+        return _finish(result, retrieval_only(args), out_path)
     t = time.perf_counter()
     pages = realsite.typical_pages(realsite.load_pages(args.pages))
     result["site"] = {"page_set": args.pages, "base_pages": len(pages),
@@ -618,6 +666,20 @@ def main(argv: list[str] | None = None) -> int:
     finally:
         shutil.rmtree(work, ignore_errors=True)
     result["ratios"] = ratios(result)
+    return _finish(result, result, out_path)
+
+
+def retrieval_only(args) -> dict:
+    work = Path(tempfile.mkdtemp(prefix="bench-get-"))
+    try:
+        print(f"get latency ({args.captures} captures) ...", flush=True)
+        return {"retrieval": retrieval(work, args.captures, max(1, args.captures // 4), args.gets, args.cli_gets)}
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+
+
+def _finish(result: dict, measured: dict, out_path: Path) -> int:
+    result.update(measured)
     result["load_average_after"] = [round(x, 2) for x in os.getloadavg()]
     result["table"] = table(result)
     print(result["table"])

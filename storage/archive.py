@@ -13,24 +13,19 @@ folder that is not an archive creates nothing.
 
 from __future__ import annotations
 
-import io
 import json
 import os
-import shutil
-import tempfile
 from datetime import datetime
 from pathlib import Path
 
-from warcio.archiveiterator import ArchiveIterator
-from warcio.bufferedreaders import ChunkedDataReader
-
-from storage import cdxj, layout, urls
+from storage import layout, urls
 from storage.backends import ObjectNotFoundError, open_backend
 from storage.capture import Capture
 from storage.catalog import Catalog, SyncReport, default_path
 from storage.contentcoding import DecodedTooLarge, DecodeError, decode, split_codings
 from storage.errors import BadInput, NewsarchiveError, NotFound, StorageError
 from storage.times import parse_time, timestamp_datetime
+from storage.warcrecord import dechunked, parse_record
 
 DEFAULT_LOCATION = "./archive"
 # A stored payload is the bytes a site sent, compressed as it sent them: a hostile page's
@@ -98,6 +93,11 @@ class Archive:
     def index_missing(self) -> tuple[int, list[str]]:
         """Write ``indexes/...cdxj`` for each ``warc/...warc.gz`` lacking one.
         Returns (indexes written, ["KEY: reason" for WARCs that could not be indexed])."""
+        import shutil
+        import tempfile
+
+        from storage import cdxj
+
         have = set(self.backend.list("indexes/"))
         written, failed = 0, []
         for key in list(self.backend.list("warc/")):
@@ -166,12 +166,14 @@ class Archive:
         return self._range(capture.warc, capture.offset, capture.length)
 
     def _parsed(self, data: bytes, what: str):
+        """The record (storage/warcrecord.py: read directly, or by warcio when it is unusual)."""
         try:
-            for rec in ArchiveIterator(io.BytesIO(data)):
-                return rec
+            rec = parse_record(data)
         except Exception as exc:  # warcio raises assorted errors on damage
             raise StorageError(f"damaged WARC record {what}: {exc}") from None
-        raise StorageError(f"no WARC record at {what}")
+        if rec is None:
+            raise StorageError(f"no WARC record at {what}")
+        return rec
 
     def _record_of(self, capture: Capture):
         return self._parsed(self.record(capture), f"{capture.warc}@{capture.offset}")
@@ -213,8 +215,8 @@ class Archive:
             raise StorageError(f"record {capture.warc}@{capture.offset} has no HTTP response")
         headers = list(rec.http_headers.headers)
         status = rec.http_headers.statusline
-        raw = self._payload_record(capture, rec).raw_stream.read()
-        return status, headers, raw, _dechunked(raw) if _is_chunked(rec.http_headers) else raw
+        raw = self._payload_record(capture, rec).raw
+        return status, headers, raw, dechunked(raw) if _is_chunked(rec.http_headers) else raw
 
     def payload(self, capture: Capture, *, decoded: bool = False) -> bytes:
         """The HTTP payload: as stored, or (``decoded``) with chunking and
@@ -222,10 +224,10 @@ class Archive:
         payload is its original's."""
         rec = self._payload_record(capture, self._record_of(capture))
         if not decoded:
-            return rec.raw_stream.read()
+            return rec.raw
         headers = rec.http_headers
-        raw = rec.raw_stream.read()
-        body = _dechunked(raw) if _is_chunked(headers) else raw
+        raw = rec.raw
+        body = dechunked(raw) if _is_chunked(headers) else raw
         codings = [v for n, v in headers.headers if n.lower() == "content-encoding"] if headers else []
         to_decode, _ = split_codings(codings)  # every Content-Encoding line: a repeated header counts
         where = f"{capture.url} at {capture.warc}@{capture.offset}"
@@ -268,7 +270,7 @@ class Archive:
         if conv:
             what = f"{conv.warc}@{conv.offset}"
             rec = self._parsed(self._range(conv.warc, conv.offset, conv.length), what)
-            return rec.content_stream().read().decode("utf-8")
+            return rec.content().decode("utf-8")
         data = self._optional(self._article_key(capture, "txt"))
         if data is None:
             raise NotFound(f"no text of {capture.url} at {capture.timestamp} in {self.location} "
@@ -327,11 +329,3 @@ def max_decoded_bytes() -> int:
 
 def _is_chunked(headers) -> bool:
     return headers is not None and (headers.get_header("Transfer-Encoding") or "").lower().strip() == "chunked"
-
-
-def _dechunked(raw: bytes) -> bytes:
-    """`raw` without its chunked transfer-coding; as it was if it is not really chunked."""
-    try:
-        return ChunkedDataReader(io.BytesIO(raw), raise_exceptions=True).read()
-    except Exception:
-        return raw

@@ -12,18 +12,20 @@ from __future__ import annotations
 
 import abc
 import errno
-import hashlib
 import io
 import os
 import re
-import secrets
-from dataclasses import dataclass
+from collections.abc import Iterator
 from pathlib import Path
-from typing import BinaryIO, Iterator
 from urllib.parse import urlparse
 
 from storage import layout
 from storage.errors import NotFound, StorageError
+from storage.values import Value
+
+TYPE_CHECKING = False  # typing costs ~2 ms to import; BinaryIO is only an annotation here
+if TYPE_CHECKING:
+    from typing import BinaryIO
 
 DEFAULT_LOCATION = "./archive"
 DEFAULT_MULTIPART_THRESHOLD = 64 * 1024 * 1024
@@ -63,15 +65,20 @@ class BackendUnavailableError(StorageError):
     http_status = 503
 
 
-@dataclass(frozen=True)
-class ObjectInfo:
-    key: str
-    size: int
-    sha256: str | None = None  # None when the backend does not know it
+class ObjectInfo(Value):
+    """key, size, sha256 (None when the backend does not know it)."""
 
+    __slots__ = ("key", "size", "sha256")
+    DEFAULTS = {"sha256": None}
+
+
+# hashlib and secrets are imported where something is written or verified: a look-up
+# (`newsarchive get` on a folder) reads one range and should not load OpenSSL for it.
 
 def file_digest(path: str | os.PathLike) -> tuple[int, str]:
     """(size, sha256 hex) of a file, read in chunks."""
+    import hashlib
+
     h = hashlib.sha256()
     size = 0
     with open(path, "rb") as f:
@@ -82,6 +89,8 @@ def file_digest(path: str | os.PathLike) -> tuple[int, str]:
 
 
 def stream_digest(stream: BinaryIO) -> tuple[int, str]:
+    import hashlib
+
     h = hashlib.sha256()
     size = 0
     while chunk := stream.read(CHUNK):
@@ -193,6 +202,9 @@ class LocalBackend(Backend):
             raise StorageError(f"archive key {what!r} resolves outside the archive {self.location}")
 
     def _write(self, key: str, fill) -> ObjectInfo:
+        import hashlib
+        import secrets
+
         path = self._path(key)
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
@@ -378,6 +390,7 @@ class S3Backend(Backend):
         self.max_attempts = max_attempts
         self.list_page_size = 1000  # keys per ListObjectsV2 request (S3's maximum)
         self._client_ = None
+        self._direct_ = False  # not looked for yet; then a DirectS3, or None (boto3 only)
         self._conditional_writes = True  # send If-None-Match: * until the server says it cannot
 
     # -- client and errors
@@ -415,6 +428,28 @@ class S3Backend(Backend):
         client.meta.events.register("before-parameter-build.s3.CompleteMultipartUpload", self._add_if_none_match)
         client.meta.events.register("before-parameter-build.s3.PutObject", self._add_if_none_match)
         return client
+
+    def _direct(self):
+        """Signed GETs without boto3 (storage/s3direct.py) when the settings allow, else None."""
+        if self._direct_ is False:
+            from storage.s3direct import DirectS3
+
+            self._direct_ = DirectS3.from_environment(self.bucket)
+        return self._direct_
+
+    def _direct_read(self, read, key: str = ""):
+        """``read(direct)`` when a direct read is possible and the server answers it; else None."""
+        direct = self._direct()
+        if direct is None:
+            return None
+        from storage.s3direct import NoSuchKey, Refused
+
+        try:
+            return read(direct)
+        except NoSuchKey:  # what boto3's NoSuchKey becomes in _error, without building boto3 for it
+            raise ObjectNotFoundError(f"no such object in {self.location}: {key}") from None
+        except Refused:
+            return None  # boto3 asks again: its retries, its errors, its messages
 
     def _add_if_none_match(self, params, **kwargs):
         if self._conditional_writes:
@@ -508,12 +543,20 @@ class S3Backend(Backend):
             raise self._error(e, "read", key) from None
 
     def get_bytes(self, key: str) -> bytes:
+        full = self._full(key)
+        data = self._direct_read(lambda direct: direct.get(full), key)
+        if data is not None:
+            return data
         return self._read_all(key, self._get(key))
 
     def get_range(self, key: str, offset: int, length: int) -> bytes:
         _check_range(offset, length)
         if length == 0:
             return b""
+        full = self._full(key)
+        data = self._direct_read(lambda direct: direct.get(full, (offset, offset + length - 1)), key)
+        if data is not None:
+            return data
         try:
             body = self._get(key, Range=f"bytes={offset}-{offset + length - 1}")
         except StorageError as e:
@@ -529,6 +572,14 @@ class S3Backend(Backend):
     def list(self, prefix: str = "") -> Iterator[str]:
         prefix = _prefix(prefix)
         base = f"{self.prefix}/" if self.prefix else ""
+        found = self._direct_read(lambda direct: direct.list(base + prefix, self.list_page_size))
+        if found is not None:
+            for full in found:
+                try:
+                    yield layout.check_key(full[len(base):])
+                except layout.UnsafeKeyError:
+                    continue  # foreign objects in the bucket are not ours to list
+            return
         try:
             pages = self._client.get_paginator("list_objects_v2").paginate(
                 Bucket=self.bucket, Prefix=base + prefix, PaginationConfig={"PageSize": self.list_page_size}
@@ -555,6 +606,8 @@ class S3Backend(Backend):
         return self._put(key, size, sha, lambda: self._upload_file(key, path, sha))
 
     def put_bytes(self, key: str, data: bytes) -> ObjectInfo:
+        import hashlib
+
         data = bytes(data)
         sha = hashlib.sha256(data).hexdigest()
         return self._put(

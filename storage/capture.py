@@ -9,9 +9,8 @@ server and the catalog all read them from these classes.
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, fields, replace
-
-from warcio.timeutils import timestamp_to_datetime, timestamp_to_http_date, timestamp_to_iso_date
+from storage.times import timestamp_to_datetime, timestamp_to_http_date, timestamp_to_iso_date
+from storage.values import Value
 
 REVISIT_MIME = "warc/revisit"
 
@@ -22,21 +21,27 @@ CONTRACT_FIELDS = ("timestamp", "url", "status", "mime", "digest", "warc", "offs
 CDX_FIELDS = ("urlkey", "timestamp", "url", "mime", "status", "digest", "length", "offset", "filename")
 
 
-@dataclass(frozen=True, slots=True)
-class Capture:
-    urlkey: str  # SURT key (storage.urls.url_key)
-    timestamp: str  # 14 digits, UTC (the record's WARC-Date)
-    url: str
-    status: int | None  # HTTP status; None for records without one
-    mime: str | None  # Content-Type's media type, or warc/revisit
-    digest: str | None  # payload digest, as in WARC-Payload-Digest
-    warc: str  # archive key of the WARC file
-    offset: int  # of the record's gzip member in the file
-    length: int  # of that member
-    record_id: str | None = None  # WARC-Record-ID
-    source: str | None = None  # the source whose crawl made it
-    text: bool = False  # clean text exists (for a revisit: its original's)
-    warc_date: str | None = None  # the record's WARC-Date exactly (None in indexes made before it was kept)
+class Capture(Value):
+    """Immutable (storage/values.py). Fields, in order:
+
+    urlkey      str   SURT key (storage.urls.url_key)
+    timestamp   str   14 digits, UTC (the record's WARC-Date)
+    url         str
+    status      int | None   HTTP status; None for records without one
+    mime        str | None   Content-Type's media type, or warc/revisit
+    digest      str | None   payload digest, as in WARC-Payload-Digest
+    warc        str   archive key of the WARC file
+    offset      int   of the record's gzip member in the file
+    length      int   of that member
+    record_id   str | None = None   WARC-Record-ID
+    source      str | None = None   the source whose crawl made it
+    text        bool = False        clean text exists (for a revisit: its original's)
+    warc_date   str | None = None   the record's WARC-Date exactly (None in indexes made before it was kept)
+    """
+
+    __slots__ = ("urlkey", "timestamp", "url", "status", "mime", "digest", "warc", "offset", "length",
+                 "record_id", "source", "text", "warc_date")
+    DEFAULTS = {"record_id": None, "source": None, "text": False, "warc_date": None}
 
     @property
     def is_revisit(self) -> bool:
@@ -75,26 +80,22 @@ class Capture:
         }
 
     def with_text(self, text: bool) -> "Capture":
-        return replace(self, text=text)
+        return self.replace(text=text)
 
 
-@dataclass(frozen=True, slots=True)
-class TextRecord:
-    """A `conversion` record: the clean text of the capture whose record it refers to."""
+class TextRecord(Value):
+    """A `conversion` record: the clean text of the capture whose record it refers to.
 
-    refers_to: str  # WARC-Record-ID of the response record
-    record_id: str | None
-    url: str
-    timestamp: str
-    digest: str | None
-    warc: str  # archive key of the text WARC
-    offset: int
-    length: int
+    refers_to (WARC-Record-ID of the response record), record_id, url, timestamp,
+    digest, warc (archive key of the text WARC), offset, length.
+    """
+
+    __slots__ = ("refers_to", "record_id", "url", "timestamp", "digest", "warc", "offset", "length")
 
 
 def field_names(cls) -> tuple[str, ...]:
-    return tuple(f.name for f in fields(cls))
+    return cls.field_names()
 
 
 def as_dict(record) -> dict:
-    return asdict(record)
+    return record.as_dict()

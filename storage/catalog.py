@@ -14,25 +14,22 @@ an S3 archive in the user cache folder, one file per location.
 
 from __future__ import annotations
 
-import hashlib
 import os
 import re
 import sqlite3
+import sys
 import threading
-from dataclasses import dataclass, field
+from collections.abc import Iterator
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Iterator
 
-import platformdirs
-
-from storage import cdxj, urls
+from storage import urls
 from storage.capture import REVISIT_MIME, Capture, TextRecord
 from storage.errors import StorageError
-from storage.search import SearchIndex
+from storage.schemas import CATALOG_SCHEMA, SEARCH_SCHEMA
 
 CATALOG_NAME = "catalog.sqlite"
-SCHEMA_VERSION = "1"
+SCHEMA_VERSION = CATALOG_SCHEMA
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -107,14 +104,23 @@ class CatalogError(StorageError):
     """The catalog cannot be opened or an index cannot be read (one-line message)."""
 
 
-@dataclass
 class SyncReport:
-    indexes: int = 0  # index files ingested by this sync
-    captures: int = 0
-    texts: int = 0
-    skipped: list[str] = field(default_factory=list)  # unreadable index keys (with reason)
-    indexes_written: int = 0  # indexes made for WARCs that had none (reindex)
-    articles: int = 0  # texts folded into the search index
+    """What a sync did (a plain class: dataclasses costs a look-up ~7 ms to import)."""
+
+    def __init__(self, indexes: int = 0, captures: int = 0, texts: int = 0, skipped: list[str] | None = None,
+                 indexes_written: int = 0, articles: int = 0):
+        self.indexes = indexes  # index files ingested by this sync
+        self.captures = captures
+        self.texts = texts
+        self.skipped = [] if skipped is None else skipped  # unreadable index keys (with reason)
+        self.indexes_written = indexes_written  # indexes made for WARCs that had none (reindex)
+        self.articles = articles  # texts folded into the search index
+
+    def __eq__(self, other):
+        return vars(self) == vars(other) if type(other) is SyncReport else NotImplemented
+
+    def __repr__(self) -> str:
+        return f"SyncReport({', '.join(f'{k}={v!r}' for k, v in vars(self).items())})"
 
     def describe(self) -> str:
         text = f"{self.indexes} indexes, {self.captures} captures, {self.texts} texts"
@@ -136,9 +142,27 @@ def default_path(location: str) -> Path:
     if location.startswith("s3://"):
         label = re.sub(r"[^A-Za-z0-9._-]+", "-", location[5:]).strip("-.")[:60] or "bucket"
         endpoint = os.environ.get("AWS_ENDPOINT_URL_S3") or os.environ.get("AWS_ENDPOINT_URL") or ""
+        import hashlib
+
         digest = hashlib.sha1(f"{endpoint}|{location}".encode()).hexdigest()[:12]
-        return Path(platformdirs.user_cache_dir("newsarchive")) / "catalogs" / f"{label}-{digest}.sqlite"
+        return Path(user_cache_dir()) / "catalogs" / f"{label}-{digest}.sqlite"
     return Path(location) / CATALOG_NAME
+
+
+def user_cache_dir() -> str:
+    """platformdirs.user_cache_dir("newsarchive"). On Linux with an absolute $XDG_CACHE_HOME or
+    $HOME it is computed here (platformdirs and what it imports cost a look-up ~4 ms), by
+    platformdirs' XDG rule; anywhere else platformdirs answers. tests/test_values.py compares."""
+    if sys.platform == "linux" and not hasattr(sys, "getandroidapilevel") and not os.environ.get("ANDROID_DATA"):
+        xdg = os.environ.get("XDG_CACHE_HOME", "")
+        if xdg.startswith("/"):
+            return os.path.join(xdg, "newsarchive")
+        home = os.environ.get("HOME", "")
+        if home.startswith("/"):
+            return os.path.join(os.path.expanduser("~/.cache"), "newsarchive")
+    import platformdirs
+
+    return platformdirs.user_cache_dir("newsarchive")
 
 
 def source_of(warc_key: str) -> str | None:
@@ -160,13 +184,14 @@ class Catalog:
     def __init__(self, path: str | os.PathLike):
         self.path = Path(path)
         self._local = threading.local()
+        self._search = None
+        self._search_lock = threading.Lock()
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
             db = self._db()
             db.executescript(_SCHEMA)  # idempotent; executescript manages its own commit
             _add_missing_columns(db)
             db.execute("INSERT OR IGNORE INTO meta (key, value) VALUES ('schema', ?)", (SCHEMA_VERSION,))
-            self.search = SearchIndex(self)
         except (OSError, sqlite3.Error) as exc:
             raise CatalogError(f"cannot open catalog {self.path}: {exc}") from None
 
@@ -198,6 +223,8 @@ class Catalog:
 
     def ingest_index(self, index_key: str, content: str | bytes) -> tuple[int, int]:
         """Add one index file's lines (once per key). Returns (captures, texts) added."""
+        from storage import cdxj  # only ingesting reads index lines
+
         rows_c, rows_t = [], []
         for urlkey, ts, f in cdxj.iter_lines(content):
             warc = f.get("filename")
@@ -233,6 +260,8 @@ class Catalog:
         for key in sorted(backend.list("indexes/")):
             if not key.endswith(".cdxj") or key in done:
                 continue
+            from storage import cdxj  # a new index: only then are index lines read
+
             try:
                 content = backend.get_bytes(key)
                 added_c, added_t = self.ingest_index(key, content)
@@ -242,17 +271,46 @@ class Catalog:
             report.indexes += 1
             report.captures += added_c
             report.texts += added_t
-        searched = self.search.update(backend)  # the new texts become searchable
-        report.articles = searched.articles
-        report.skipped += searched.skipped
+        if report.indexes or self._search_behind():
+            searched = self.search.update(backend)  # the new texts become searchable
+            report.articles = searched.articles
+            report.skipped += searched.skipped
         return report
 
+    @property
+    def search(self):
+        """The full-text index in this catalog (storage/search.py), opened on first use:
+        a look-up that syncs nothing new never loads it."""
+        if self._search is None:
+            with self._search_lock:
+                if self._search is None:
+                    from storage.search import SearchIndex
+
+                    try:
+                        self._search = SearchIndex(self)
+                    except (OSError, sqlite3.Error) as exc:
+                        raise CatalogError(f"cannot open catalog {self.path}: {exc}") from None
+        return self._search
+
+    def _search_behind(self) -> bool:
+        """Whether the search tables miss texts the catalog has (or have an older layout)."""
+        db = self._db()
+        try:
+            version = db.execute("SELECT value FROM meta WHERE key = 'search_schema'").fetchone()
+            if version is None or version[0] != SEARCH_SCHEMA:
+                return True
+            return db.execute("SELECT 1 FROM ingested WHERE index_key NOT IN "
+                              "(SELECT index_key FROM search_indexes) LIMIT 1").fetchone() is not None
+        except sqlite3.OperationalError:  # no search tables yet
+            return True
+
     def clear(self) -> None:
+        search = self.search  # opened before the transaction: opening it writes its tables
         with self._connect() as db:
             db.execute("DELETE FROM captures")
             db.execute("DELETE FROM texts")
             db.execute("DELETE FROM ingested")
-            self.search.clear(db)
+            search.clear(db)
 
     def rebuild(self, backend) -> SyncReport:
         """Forget everything and ingest all indexes again."""

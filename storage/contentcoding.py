@@ -11,20 +11,38 @@ from __future__ import annotations
 
 import zlib
 from collections.abc import Iterable, Iterator
+from importlib.util import find_spec
 
 from storage.errors import PageError
 
-try:
-    import brotli
-except ImportError:  # pragma: no cover - brotli is a dependency (and Scrapy's)
-    brotli = None
-try:
-    from compression import zstd  # Python 3.14
-except ImportError:
+
+# brotli and zstd are imported when a body needs them (backports.zstd alone costs ~7 ms,
+# which a look-up of a gzip or plain page should not pay); find_spec only looks.
+def _has(module: str) -> bool:
     try:
+        return find_spec(module) is not None
+    except ImportError:  # pragma: no cover - a parent package missing
+        return False
+
+
+def _zstd():
+    try:
+        from compression import zstd  # Python 3.14
+    except ImportError:
         from backports import zstd
-    except ImportError:  # pragma: no cover - backports.zstd is a dependency (and Scrapy's)
-        zstd = None
+    return zstd
+
+
+class _LibraryError(Exception):
+    """brotli's or zstd's own error, raised again under a type this module can name
+    before it has imported either library (the message and type name are kept)."""
+
+    def __init__(self, exc: BaseException):
+        super().__init__(str(exc))
+        self.kind = type(exc).__name__
+
+    def __str__(self) -> str:
+        return self.args[0] or self.kind
 
 CHUNK = 64 * 1024
 
@@ -96,6 +114,15 @@ def _inflate(chunks: Iterable[bytes]) -> Iterator[bytes]:
 
 
 def _unbrotli(chunks: Iterable[bytes]) -> Iterator[bytes]:
+    import brotli
+
+    try:
+        yield from _unbrotli_with(brotli, chunks)
+    except brotli.error as exc:
+        raise _LibraryError(exc) from None
+
+
+def _unbrotli_with(brotli, chunks: Iterable[bytes]) -> Iterator[bytes]:
     d = brotli.Decompressor()
     for chunk in chunks:
         out = d.process(chunk, output_buffer_limit=CHUNK)
@@ -113,6 +140,14 @@ def _unbrotli(chunks: Iterable[bytes]) -> Iterator[bytes]:
 
 def _unzstd(chunks: Iterable[bytes]) -> Iterator[bytes]:
     """zstd, several frames in a row included."""
+    zstd = _zstd()
+    try:
+        yield from _unzstd_with(zstd, chunks)
+    except zstd.ZstdError as exc:
+        raise _LibraryError(exc) from None
+
+
+def _unzstd_with(zstd, chunks: Iterable[bytes]) -> Iterator[bytes]:
     d = zstd.ZstdDecompressor()
     for chunk in chunks:
         data = chunk
@@ -133,17 +168,16 @@ def _unzstd(chunks: Iterable[bytes]) -> Iterator[bytes]:
 
 
 DECODERS = {"gzip": _gunzip, "x-gzip": _gunzip, "deflate": _inflate}
-if brotli is not None:
+if _has("brotli"):
     DECODERS["br"] = _unbrotli
-if zstd is not None:
+if _has("compression.zstd") or _has("backports.zstd"):
     DECODERS["zstd"] = _unzstd
 # Asked for: only what every reader of the archive decodes too. warcio 1.8 reads
 # gzip and deflate; it fails on br with the brotli 1.2 Scrapy needs and leaves zstd
 # encoded, so replay and re-extraction could not read such records. br and zstd
 # bodies sent unasked are still decoded here (bounded) and archived as received.
 ACCEPT_ENCODING = "gzip, deflate"
-_DECODE_ERRORS = tuple(e for e in (zlib.error, EOFError, getattr(brotli, "error", None),
-                                   getattr(zstd, "ZstdError", None)) if e is not None)
+_DECODE_ERRORS = (zlib.error, EOFError, _LibraryError)
 
 
 def split_codings(values: Iterable[bytes | str]) -> tuple[list[str], list[str]]:

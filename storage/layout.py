@@ -8,14 +8,11 @@ strict alphabet, so nothing can escape the archive root.
 
 from __future__ import annotations
 
-import hashlib
 import re
-import socket
 from datetime import datetime, timezone
 
-from warcio.timeutils import datetime_to_timestamp
-
 from storage.errors import BadInput
+from storage.times import datetime_to_timestamp
 
 SAFE_PART = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,199}$")
 SOURCE_NAME = re.compile(r"^[a-z0-9][a-z0-9-]{0,63}$")
@@ -43,7 +40,10 @@ def safe_source(name: str) -> str:
 
 def safe_host_label(host: str | None = None) -> str:
     """This machine's host name reduced to the safe alphabet (for WARC file names)."""
-    host = host or socket.gethostname() or "localhost"
+    if not host:
+        import socket  # only to name a new file: a read never needs it
+
+        host = socket.gethostname() or "localhost"
     label = re.sub(r"[^A-Za-z0-9.-]+", "-", host).strip(".-") or "localhost"
     return label[:63]
 
@@ -70,6 +70,8 @@ def file_timestamp(when: datetime | None = None) -> str:
 
 
 def url_hash(url: str) -> str:
+    import hashlib  # here: a look-up of a page's HTML never names an article file
+
     return hashlib.sha1(url.encode("utf-8")).hexdigest()[:16]
 
 

@@ -35,26 +35,20 @@ from __future__ import annotations
 import hashlib
 import io
 import json
-import logging
 import re
 import sqlite3
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
-from email.utils import parsedate_to_datetime
-
-from warcio.archiveiterator import ArchiveIterator
 
 from storage import layout
 from storage.capture import REVISIT_MIME
 from storage.errors import BadInput, NotFound, StorageError
-from storage.plaintext import split_plain_text
-from storage.searchquery import Query, QueryError, cjk_index_text, compile_query
+from storage.schemas import SEARCH_SCHEMA
+# storage.searchquery (its CJK tables) and storage.plaintext are imported where a query
+# or a text is read: every catalog opens this module, and a look-up reads neither.
 from storage.times import parse_time, period_end, timestamp_datetime
 
-log = logging.getLogger("newsarchive.search")
 
-SEARCH_SCHEMA = "1"
 PERIODS = ("day", "week", "month")
 SORTS = ("relevance", "newest", "oldest")
 MAX_LIMIT = 1000
@@ -204,6 +198,18 @@ class IndexReport:
 
 # -- helpers ---------------------------------------------------------------------
 
+def _compile_query(text: str):
+    from storage.searchquery import compile_query
+
+    return compile_query(text)
+
+
+def _cjk_index_text(*texts: str) -> str:
+    from storage.searchquery import cjk_index_text
+
+    return cjk_index_text(*texts)
+
+
 def published_timestamp(value: str | None) -> str | None:
     """'2024-05-13T09:30:00+02:00' -> '20240513093000': the time as the page wrote it."""
     if not value or not isinstance(value, str):
@@ -213,6 +219,8 @@ def published_timestamp(value: str | None) -> str | None:
         if m:
             y, mo, d, h, mi, s = (int(g) if g else 0 for g in m.groups())
             return datetime(y, mo, d, h, mi, s).strftime("%Y%m%d%H%M%S")
+        from email.utils import parsedate_to_datetime
+
         return parsedate_to_datetime(value).strftime("%Y%m%d%H%M%S")
     except (TypeError, ValueError, IndexError, OverflowError):
         return None
@@ -367,6 +375,10 @@ class SearchIndex:
         keys = self.pending_indexes()
         if not keys:
             return report
+        # imported here, not at the top: every catalog opens this module, and a look-up
+        # (`newsarchive get`) should not pay for warcio or a thread pool it never uses
+        from concurrent.futures import ThreadPoolExecutor
+
         pool: ThreadPoolExecutor | None = None
         try:
             for key in keys:
@@ -400,7 +412,10 @@ class SearchIndex:
             if pool is not None:
                 pool.shutdown()
         if report.pending:
-            log.warning("search: %d texts could not be read now; the next sync tries again", report.pending)
+            import logging
+
+            logging.getLogger("newsarchive.search").warning(
+                "search: %d texts could not be read now; the next sync tries again", report.pending)
         return report
 
     def optimize(self) -> None:
@@ -417,6 +432,8 @@ class SearchIndex:
         """Add one text of an article: a new article, a newer version, or an older one arriving late."""
         ts, source = row["timestamp"], _source_of(row["warc"])
         sha = hashlib.sha1(text.encode("utf-8")).hexdigest()
+        from storage.plaintext import split_plain_text
+
         plain = split_plain_text(_clean(text))
         title = _clean(meta.get("title")) or plain.title or None
         art = db.execute("SELECT * FROM articles WHERE urlkey = ?", (row["urlkey"],)).fetchone()
@@ -479,7 +496,7 @@ class SearchIndex:
             db.execute("DELETE FROM article_text WHERE rowid = ?", (article,))
         body_text, earlier_text = "\n\n".join(body), "\n\n".join(earlier)
         db.execute("INSERT INTO article_text (rowid, title, body, earlier, cjk) VALUES (?, ?, ?, ?, ?)",
-                   (article, title, body_text, earlier_text, cjk_index_text(title, body_text, earlier_text)))
+                   (article, title, body_text, earlier_text, _cjk_index_text(title, body_text, earlier_text)))
 
     # -- queries ---------------------------------------------------------------
 
@@ -510,6 +527,8 @@ class SearchIndex:
             return self._db().execute(sql, args).fetchall()
         except sqlite3.OperationalError as exc:
             if query is not None and ("fts5" in str(exc) or "MATCH" in str(exc)):
+                from storage.searchquery import QueryError
+
                 raise QueryError(f"cannot be searched ({exc})", query.text) from None
             raise StorageError(f"search failed in {self.catalog.path}: {exc}") from None
 
@@ -523,7 +542,7 @@ class SearchIndex:
             raise BadInput(f"limit must be between 1 and {MAX_LIMIT}: {limit}")
         if int(offset) < 0:
             raise BadInput(f"offset must be 0 or more: {offset}")
-        query = compile_query(text) if (text or "").strip() else None
+        query = _compile_query(text) if (text or "").strip() else None
         base, args = self._from(query, filters)
         if query is not None and filters == SearchFilters():  # one text row per article: no join to count
             total = self._run("SELECT count(*) FROM article_text WHERE article_text MATCH ?", [query.fts], query)[0][0]
@@ -594,7 +613,7 @@ class SearchIndex:
         """Matching articles per day, ISO week (its Monday) or month, by each article's
         date; every period from the first to the last, zeros included."""
         check_period(by)
-        query = compile_query(text) if (text or "").strip() else None
+        query = _compile_query(text) if (text or "").strip() else None
         base, args = self._from(query, filters)
         per_day = self._run(f"SELECT substr(a.date_ts, 1, 8) AS day, count(*) AS n {base} GROUP BY day", args, query)
         totals: dict[str, int] = {}
@@ -675,6 +694,8 @@ def _read_text(backend, row) -> tuple[str | None, dict, str | None, bool]:
         return None, {}, "the text WARC is missing", False
     except StorageError as exc:
         return None, {}, str(exc), True
+    from warcio.archiveiterator import ArchiveIterator
+
     try:
         text = None
         for record in ArchiveIterator(io.BytesIO(data)):

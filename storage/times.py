@@ -9,23 +9,68 @@ server's `from`/`to`/`closest` all go through `parse_time`. Accepted forms:
 
 A partial time means the start of its period, or its end where a range ends
 (`period_end("2024-05")` is the last second of May). Naive times are UTC.
-Formatting is warcio.timeutils' own.
+Formatting follows warcio.timeutils (written here: see below).
 """
 
 from __future__ import annotations
 
 import re
 from datetime import datetime, timezone
-from email.utils import parsedate_to_datetime
-
-from warcio.timeutils import (
-    PAD_14_DOWN,
-    datetime_to_timestamp,
-    pad_timestamp,
-    timestamp_to_datetime,
-)
 
 from storage.errors import BadInput
+
+# warcio.timeutils' conventions, written here so that a look-up does not import
+# warcio (~0.1 s: its package imports fsspec); tests/test_times.py holds them
+# equal to warcio's on every length of input.
+PAD_14_DOWN = "10000101000000"
+PAD_6_UP = "299912"
+_FIELDS = ((0, 4, 1900, 2999), (4, 6, 1, 12), (6, 8, 1, None), (8, 10, 0, 23), (10, 12, 0, 59), (12, 14, 0, 59))
+_MONTH_DAYS = (31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31)
+_DAY_NAMES = ("Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun")
+_MONTH_NAMES = ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec")
+
+
+def pad_timestamp(digits: str, pad: str = PAD_6_UP) -> str:
+    """``digits`` completed from ``pad`` to ``pad``'s length (never shortened)."""
+    return digits + pad[len(digits):] if len(digits) < len(pad) else digits
+
+
+def _days_in(year: int, month: int) -> int:
+    leap = month == 2 and year % 4 == 0 and (year % 100 != 0 or year % 400 == 0)
+    return _MONTH_DAYS[month - 1] + leap
+
+
+def timestamp_to_datetime(timestamp: str, tz_aware: bool = False) -> datetime:
+    """A WARC timestamp as a datetime: a missing or unreadable field is its largest value,
+    an out-of-range one is clamped (``2014`` -> the last second of 2014)."""
+    timestamp = pad_timestamp(timestamp)
+    values: list[int] = []
+    for start, end, low, high in _FIELDS:
+        if high is None:
+            high = _days_in(values[0], values[1])
+        value = high
+        if len(timestamp) >= end:
+            try:
+                value = min(max(int(timestamp[start:end]), low), high)
+            except ValueError:
+                pass
+        values.append(value)
+    return datetime(*values, tzinfo=timezone.utc if tz_aware else None)
+
+
+def datetime_to_timestamp(when: datetime) -> str:
+    return when.strftime("%Y%m%d%H%M%S")
+
+
+def timestamp_to_iso_date(timestamp: str) -> str:
+    return timestamp_to_datetime(timestamp).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def timestamp_to_http_date(timestamp: str) -> str:
+    """RFC 7231's IMF-fixdate, in English whatever the locale."""
+    when = timestamp_to_datetime(timestamp)
+    return (f"{_DAY_NAMES[when.weekday()]}, {when.day:02d} {_MONTH_NAMES[when.month - 1]} {when.year:04d} "
+            f"{when.hour:02d}:{when.minute:02d}:{when.second:02d} GMT")
 
 _PARTIAL_ISO = re.compile(r"(\d{4})(?:-(\d{2})(?:-(\d{2}))?)?")
 _DIGITS = re.compile(r"\d{4,14}")
@@ -66,6 +111,8 @@ def parse_time(value: str | datetime | None) -> str | None:
     try:
         when = datetime.fromisoformat(re.sub(r"[zZ]$", "+00:00", text))
     except ValueError:
+        from email.utils import parsedate_to_datetime  # only for HTTP dates: ~15 ms to import
+
         try:
             when = parsedate_to_datetime(text)
         except (TypeError, ValueError, IndexError):

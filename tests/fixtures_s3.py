@@ -90,3 +90,32 @@ def s3_archive(s3_server, monkeypatch, tmp_path):
     bucket = f"test-{uuid.uuid4().hex[:12]}"
     boto3.client("s3").create_bucket(Bucket=bucket)
     yield f"s3://{bucket}/archive"
+
+
+def record_gets(backend) -> list[dict]:
+    """Every GET the S3 backend sends from now on, on either of its ways: signed requests of
+    its own (storage/s3direct.py) or boto3's GetObject. Each: path, range, status, size."""
+    sent: list[dict] = []
+    direct = backend._direct()
+    if direct is not None:
+        send = direct._request
+
+        def request(path, query, headers):
+            status, body = send(path, query, headers)
+            if not query:  # a listing has a query; an object read has none
+                sent.append({"path": path, "range": headers.get("range"), "status": status, "size": len(body)})
+            return status, body
+
+        direct._request = request
+
+    def before(request, **kwargs):
+        rng = request.headers.get("Range")
+        sent.append({"path": request.url, "range": rng.decode("ascii") if isinstance(rng, bytes) else rng})
+
+    def after(http_response, **kwargs):
+        if sent and "size" not in sent[-1]:
+            sent[-1].update(status=http_response.status_code, size=int(http_response.headers["Content-Length"]))
+
+    backend._client.meta.events.register("before-send.s3.GetObject", before)
+    backend._client.meta.events.register("after-call.s3.GetObject", after)
+    return sent

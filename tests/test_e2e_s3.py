@@ -79,13 +79,9 @@ def test_get_reads_only_the_records_byte_range(news_site, crawled, aws_in_proces
     from storage.archive import open_archive
 
     archive = open_archive(crawled["location"], catalog_path=tmp_path / "catalog.sqlite")  # syncs: reads indexes
-    sent: list[tuple[str, str | None]] = []
+    from fixtures_s3 import record_gets
 
-    def record(request, **kwargs):
-        rng = request.headers.get("Range")
-        sent.append((request.url, rng.decode("ascii") if isinstance(rng, bytes) else rng))
-
-    archive.backend._client.meta.events.register("before-send.s3.GetObject", record)
+    gets = record_gets(archive.backend)  # signed GETs of its own or boto3's: (path, range) of each
     url = news_site.article("metroledger-transit")["url"]
     capture = archive.nearest(url)
     size = crawled["client"].head_object(Bucket=crawled["bucket"],
@@ -95,14 +91,14 @@ def test_get_reads_only_the_records_byte_range(news_site, crawled, aws_in_proces
     html = archive.get(url, as_="html")
     assert html == news_site.page_bytes(news_site.article("metroledger-transit")["path"])
     want = f"bytes={capture.offset}-{capture.offset + capture.length - 1}"
-    assert len(sent) == 1
-    assert sent[0][0].endswith(capture.warc) and sent[0][1] == want
+    assert len(gets) == 1
+    assert gets[0]["path"].endswith(capture.warc) and gets[0]["range"] == want
 
-    sent.clear()
+    gets.clear()
     text = archive.get(url, as_="text")
     assert text.decode("utf-8").splitlines()[2] == url
-    assert sent and all(rng and rng.startswith("bytes=") for _, rng in sent), sent
-    assert all(u.endswith(".text.warc.gz") for u, _ in sent), sent
+    assert gets and all(g["range"] and g["range"].startswith("bytes=") for g in gets), gets
+    assert all(g["path"].endswith(".text.warc.gz") for g in gets), gets
 
 
 # --------------------------------------------------------------------------- 3. a fresh machine

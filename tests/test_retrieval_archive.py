@@ -216,7 +216,12 @@ def test_period_end_covers_the_whole_period():
     assert period_end("2024-05-02T12:00:00Z") == "20240502120000"
 
 
-def test_s3_reads_one_record_with_a_range_request(s3_archive, built, tmp_path, monkeypatch):
+@pytest.mark.parametrize("way", ["direct", "boto3"])
+def test_s3_reads_one_record_with_a_range_request(way, s3_archive, built, tmp_path, monkeypatch):
+    """Signed GETs without boto3 when the settings allow (storage/s3direct.py), else boto3:
+    either way one GET with one byte range."""
+    from storage import s3direct
+
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
     publish(built, s3_archive)
     archive = open_archive(s3_archive)
@@ -225,7 +230,18 @@ def test_s3_reads_one_record_with_a_range_request(s3_archive, built, tmp_path, m
     def record(request, **kwargs):
         sent.append((request.url, request.headers.get("Range")))
 
-    archive.backend._client.meta.events.register("before-send.s3.GetObject", record)
+    if way == "boto3":
+        archive.backend._direct_ = None  # as when the settings are more than s3direct reads
+        archive.backend._client.meta.events.register("before-send.s3.GetObject", record)
+    else:
+        assert archive.backend._direct() is not None
+        original = s3direct.DirectS3._request
+
+        def direct_request(self, path, query, headers):
+            sent.append((path, headers.get("range")))
+            return original(self, path, query, headers)
+
+        monkeypatch.setattr(s3direct.DirectS3, "_request", direct_request)
     page = built.days[2][1]  # the second record in its WARC: not at offset 0
     capture = archive.nearest(OLD)
     assert archive.payload(capture) == page.raw
@@ -234,6 +250,8 @@ def test_s3_reads_one_record_with_a_range_request(s3_archive, built, tmp_path, m
     assert url.endswith(page.warc)
     expected = f"bytes={page.offset}-{page.offset + page.length - 1}"
     assert (range_header.decode() if isinstance(range_header, bytes) else range_header) == expected
+    if way == "direct":
+        assert "boto3" not in archive.backend.__dict__ and archive.backend._client_ is None  # never built
 
 
 def test_reindex_indexes_warcs_that_have_no_index(location, built):

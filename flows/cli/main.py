@@ -14,18 +14,14 @@ with 2, anything unexpected as one line with a hint to rerun with `--debug`
 
 from __future__ import annotations
 
-import os
 import sys
-import traceback
 from typing import Sequence
 
 import click
 
 from flows.cli import crawling, reading
-from flows.cli.options import CONTEXT, HelpLayoutCommand, debug_enabled, debug_option
-
-PROG = "newsarchive"
-DEBUG_HINT = "rerun with --debug (or NEWSARCHIVE_DEBUG=1) for the traceback"
+from flows.cli.options import CONTEXT, HelpLayoutCommand, debug_option
+from flows.cli.quick import DEBUG_HINT, PROG, reported  # noqa: F401 - DEBUG_HINT: said here too
 
 class _Group(click.Group):
     command_class = HelpLayoutCommand
@@ -76,42 +72,21 @@ def _usage_error(exc: click.UsageError) -> int:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    from storage.errors import NewsarchiveError
+    """Any command line, through click (flows/cli/quick.py's main reads plain `get`s itself)."""
 
-    try:
-        return int(cli.main(args=list(argv) if argv is not None else None, prog_name=PROG,
-                            standalone_mode=False) or 0)
-    except click.UsageError as exc:
-        return _usage_error(exc)
-    except (click.Abort, KeyboardInterrupt):
-        print(f"{PROG}: interrupted", file=sys.stderr)
-        return 130
-    except BrokenPipeError:
-        # the reader went away (`| head`): not an error; silence the flush at exit
+    def invoke() -> int:
         try:
-            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
-        except OSError:
-            pass
-        return 0
-    except NewsarchiveError as exc:
-        if debug_enabled():
-            traceback.print_exc()
-        print(f"{PROG}: error: {exc}", file=sys.stderr)
-        return exc.exit_code
-    except click.ClickException as exc:
-        print(f"{PROG}: error: {' '.join(exc.format_message().split())}", file=sys.stderr)
-        return exc.exit_code
-    except Exception as exc:  # noqa: BLE001 - the one place every error becomes one line
-        if debug_enabled():
-            traceback.print_exc()
-        if isinstance(exc, OSError) and exc.strerror:
-            where = f": {exc.filename}" if exc.filename else ""
-            print(f"{PROG}: error: {exc.strerror}{where}", file=sys.stderr)
-            return 1
-        hint = "" if debug_enabled() else f" ({DEBUG_HINT})"
-        message = " ".join(str(exc).split()) or "(no message)"
-        print(f"{PROG}: unexpected error: {type(exc).__name__}: {message}{hint}", file=sys.stderr)
-        return 1
+            return int(cli.main(args=list(argv) if argv is not None else None, prog_name=PROG,
+                                standalone_mode=False) or 0)
+        except click.UsageError as exc:
+            return _usage_error(exc)
+        except click.Abort:
+            raise KeyboardInterrupt from None
+        except click.ClickException as exc:
+            print(f"{PROG}: error: {' '.join(exc.format_message().split())}", file=sys.stderr)
+            return exc.exit_code
+
+    return reported(invoke)
 
 
 def run() -> None:  # pragma: no cover

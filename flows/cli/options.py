@@ -2,22 +2,18 @@
 
 from __future__ import annotations
 
-import os
-
 import click
+
+from flows.cli.quick import DEFAULT_ARCHIVE, debug_enabled, set_debug
 
 CONTEXT = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
 
-_debug = False
-
-
-def debug_enabled() -> bool:
-    return _debug or os.environ.get("NEWSARCHIVE_DEBUG", "").strip().lower() not in {"", "0", "false", "no", "off"}
+__all__ = ["CONTEXT", "debug_enabled", "debug_option", "archive_option", "sources_option", "command",
+           "HelpLayoutCommand"]
 
 
 def _set_debug(ctx, param, value):
-    global _debug
-    _debug = _debug or bool(value)
+    set_debug(value)
     return value
 
 
@@ -27,7 +23,7 @@ def debug_option(fn):
 
 
 def archive_option(fn):
-    return click.option("--archive", "-a", metavar="A", envvar="NEWSARCHIVE_ARCHIVE", default="./archive",
+    return click.option("--archive", "-a", metavar="A", envvar="NEWSARCHIVE_ARCHIVE", default=DEFAULT_ARCHIVE,
                         show_envvar=False,
                         help="archive: a folder or s3://bucket/prefix (default: $NEWSARCHIVE_ARCHIVE or ./archive)")(fn)
 

@@ -7,22 +7,15 @@ import sys
 
 import click
 
+from flows.cli import quick
 from flows.cli.options import archive_option, command, debug_option
 
-FORMS = ("text", "json", "html", "raw", "warc")
+FORMS = quick.FORMS
 
 
 def _open(location: str, url: str | None = None):
     """The archive at `location`; for a look-up of `url`, a missing archive is said in its terms."""
-    from storage.archive import open_archive
-    from storage.errors import NotFound
-
-    try:
-        return open_archive(location)
-    except NotFound as exc:
-        if url is None:
-            raise
-        raise NotFound(f"no captures of {url}: {exc}") from None
+    return quick.open_for_lookup(location, url)
 
 
 @command("list", short_help="list the captures of a URL", epilog="""examples:
@@ -69,12 +62,7 @@ def get(url, at, form, archive):
       raw   the payload exactly as stored
       warc  the WARC record itself
     """
-    from storage.times import parse_time
-
-    parse_time(at)  # a bad time is one line before any look-up
-    data = _open(archive, url).get(url, at, as_=form)
-    sys.stdout.buffer.write(data)
-    sys.stdout.buffer.flush()
+    quick.get(url, at, form, archive)  # the same function a plain `get` runs without click
 
 
 @command(short_help="full-text search over the archived articles", epilog="""examples:
