@@ -33,12 +33,12 @@ as the page wrote it (its own time zone), else its first capture (UTC).
 from __future__ import annotations
 
 import hashlib
-import io
 import json
 import re
 import sqlite3
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
+from typing import TYPE_CHECKING
 
 from storage import layout
 from storage.capture import REVISIT_MIME
@@ -47,6 +47,9 @@ from storage.schemas import SEARCH_SCHEMA
 # storage.searchquery (its CJK tables) and storage.plaintext are imported where a query
 # or a text is read: every catalog opens this module, and a look-up reads neither.
 from storage.times import parse_time, period_end, timestamp_datetime
+
+if TYPE_CHECKING:
+    from storage.searchquery import Query
 
 
 PERIODS = ("day", "week", "month")
@@ -694,14 +697,12 @@ def _read_text(backend, row) -> tuple[str | None, dict, str | None, bool]:
         return None, {}, "the text WARC is missing", False
     except StorageError as exc:
         return None, {}, str(exc), True
-    from warcio.archiveiterator import ArchiveIterator
+    from storage.warcrecord import parse_record  # read directly; warcio for any unusual record
 
     try:
-        text = None
-        for record in ArchiveIterator(io.BytesIO(data)):
-            text = record.content_stream().read().decode("utf-8")
-            break
-    except Exception as exc:  # warcio raises assorted errors on damage
+        record = parse_record(data)
+        text = record.content().decode("utf-8") if record is not None else None
+    except Exception as exc:  # zlib and warcio raise assorted errors on damage
         return None, {}, f"damaged record {what}: {exc}", False
     if text is None:
         return None, {}, f"no record at {what}", False
