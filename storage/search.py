@@ -38,7 +38,6 @@ import re
 import sqlite3
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
-from typing import TYPE_CHECKING
 
 from storage import layout
 from storage.capture import REVISIT_MIME
@@ -48,8 +47,8 @@ from storage.schemas import SEARCH_SCHEMA
 # or a text is read: every catalog opens this module, and a look-up reads neither.
 from storage.times import parse_time, period_end, timestamp_datetime
 
-if TYPE_CHECKING:
-    from storage.searchquery import Query
+# `Query` in annotations is storage.searchquery.Query (not imported here: see above; typing's
+# TYPE_CHECKING would cost a look-up the typing import).
 
 
 PERIODS = ("day", "week", "month")
