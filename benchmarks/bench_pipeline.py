@@ -15,9 +15,16 @@ listing pages and dead links), served from its own process on 127.0.0.1:
    extraction, index, upload into a folder archive, catalog), its process tree
    sampled from /proc: CPU seconds per process (CLI parent, Scrapy process,
    extraction workers, forkserver) and the tree's RSS, whose peak is read when
-   the site has answered each of --rss-at pages (1,000 and 10,000).
+   the site has answered each of --rss-at pages (1,000 and 10,000). Then,
+   outside the timing, what it archived is checked: `warcio check` on every
+   WARC, every article's stored payload against the bytes the site sent, and
+   the stored text of a sample against extract_article on the same page.
 3. bare Scrapy: benchmarks/bare_spider.py, the same site and links, nothing stored.
-4. wget: `wget --recursive --level=3 --warc-file` (Debian's wget).
+4. wget: `wget --recursive --level=3 --warc-file` (Debian's wget; with
+   `--compression=auto` when the site sends gzip, so it is asked for too).
+
+The site answers gzip to a client that accepts it, as news sites do
+(`--encoding identity`: every body as it is).
 5. get: an archive of --captures captures (generated WARCs, their CDXJ, the
    catalog), `get --as html` latency p50/p99 in process (Archive.get on an
    open archive) and through the CLI (a new process each time: start-up
@@ -274,7 +281,8 @@ def _env(extra: dict | None = None) -> dict:
     return env
 
 
-def pipeline(site: realsite.SiteProcess, workdir: Path, checkpoints: list[int], timeout: float) -> dict:
+def pipeline(site: realsite.SiteProcess, workdir: Path, checkpoints: list[int], timeout: float,
+             verify: realsite.Site | None = None) -> dict:
     sources = workdir / "sources.toml"
     sources.write_text(realsite.sources_toml(site.base, SOURCE))
     archive = workdir / "archive"
@@ -307,7 +315,51 @@ def pipeline(site: realsite.SiteProcess, workdir: Path, checkpoints: list[int], 
             "rss_peak_mb_without_cli": round(sampler.crawl_peak / 2**20, 1),
             "rss_peak_mb_by_process": {k: round(v / 2**20, 1) for k, v in sorted(sampler.peak_by_role.items())},
             "warc_bytes": sum(p.stat().st_size for p in (archive / "warc").rglob("*.warc.gz")),
-            "samples": sampler.samples, "output_tail": out[-400:]}
+            "samples": sampler.samples, "output_tail": out[-400:],
+            "verified": verify_archive(verify, site.base, archive) if verify is not None else None}
+
+
+def verify_archive(site: realsite.Site, base: str, archive: Path, texts: int = 200) -> dict:
+    """What a user would check of the archive a crawl left: the WARCs pass `warcio check`,
+    every article's payload is the bytes the site sent (content coding kept), and the
+    stored text of `texts` articles is extract_article's text of the same page."""
+    import re
+
+    from warcio.archiveiterator import ArchiveIterator
+
+    from spiders.extraction import extract_article
+
+    warcs = sorted((archive / "warc").rglob("*.warc.gz"))
+    check = subprocess.run([str(BIN / "warcio"), "check", *map(str, warcs)], capture_output=True, text=True)
+    story = re.compile(re.escape(base) + realsite.ARTICLE_PATH.replace(".", r"\.").format(r"(\d+)") + "$")
+    exact = differ = 0
+    for path in warcs:
+        with open(path, "rb") as fh:
+            for record in ArchiveIterator(fh):
+                m = story.match(record.rec_headers.get_header("WARC-Target-URI") or "")
+                if record.rec_type != "response" or not m:
+                    continue
+                i = int(m.group(1))
+                gzipped = (record.http_headers.get_header("Content-Encoding") or "").lower() == "gzip"
+                sent = site.gzipped_article(i) if gzipped else site.article(i)
+                if record.raw_stream.read() == sent:
+                    exact += 1
+                else:
+                    differ += 1
+    stored = {}
+    for meta in (archive / "articles").rglob("*.json"):
+        url = json.loads(meta.read_text(encoding="utf-8")).get("url", "")
+        m = story.match(url)
+        if m:
+            stored[int(m.group(1))] = meta.with_suffix(".txt")
+    sample = sorted(stored)[:: max(1, len(stored) // texts)][:texts]
+    same = sum(1 for i in sample
+               if stored[i].read_text(encoding="utf-8") == extract_article(
+                   site.article(i), url=f"{base}{realsite.ARTICLE_PATH.format(i)}",
+                   content_type=site.content_type(i)).text)
+    return {"warcio_check": "ok" if check.returncode == 0 else f"exit {check.returncode}: {check.stdout[-300:]}",
+            "warc_files": len(warcs), "payloads_exact": exact, "payloads_differing": differ,
+            "texts_compared": len(sample), "texts_equal": same}
 
 
 def _catalog_count(archive: Path) -> int | None:
@@ -338,7 +390,7 @@ def bare_scrapy(site: realsite.SiteProcess, workdir: Path, timeout: float) -> di
     return _peer(cmd, site, workdir, timeout)
 
 
-def wget(site: realsite.SiteProcess, workdir: Path, timeout: float) -> dict | None:
+def wget(site: realsite.SiteProcess, workdir: Path, timeout: float, compressed: bool = False) -> dict | None:
     program = shutil.which("wget")
     if program is None:
         return None
@@ -346,6 +398,8 @@ def wget(site: realsite.SiteProcess, workdir: Path, timeout: float) -> dict | No
     out.mkdir()
     cmd = [program, "--recursive", "--level=3", "--no-verbose", "--delete-after", "--no-host-directories",
            "-P", str(out / "files"), f"--warc-file={out / 'crawl'}", f"{site.base}/"]
+    if compressed:
+        cmd.insert(1, "--compression=auto")  # ask for gzip as the crawl does
     result = _peer(cmd, site, workdir, timeout, ok_codes=(0, 8))  # 8: some pages were 404 (the dead links)
     result["warc_bytes"] = sum(p.stat().st_size for p in out.glob("*.warc.gz"))
     result["version"] = subprocess.run([program, "--version"], capture_output=True, text=True).stdout.split("\n")[0]
@@ -581,6 +635,11 @@ def table(result: dict) -> str:
         r = result.get(name)
         if r:
             lines.append(f"| {name.replace('_', ' ')} | {r['pages']} | | {r['wall_s']} | {r['pages_per_s']} | |")
+    v = p.get("verified")
+    if v:
+        lines.append(f"| archive checked: warcio check {v['warcio_check']} ({v['warc_files']} files), article "
+                     f"payloads byte-exact {v['payloads_exact']}/{v['payloads_exact'] + v['payloads_differing']}, "
+                     f"texts equal {v['texts_equal']}/{v['texts_compared']} | | | | | |")
     lines += ["", "| ratio | |", "|---|---:|"] + [f"| {k} | {v} |" for k, v in result["ratios"].items()]
     lines += ["", "| CPU ms per page (per article) | |", "|---|---:|"]
     for role, ms in sorted(p["cpu_ms_per_page"].items()):
@@ -612,6 +671,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--pages", choices=available(), default=default_set(),
                         help="page set (benchmarks/pagesets.py): shared, the real evaluation pages of "
                              "../shared/testdata (the default when present), or corpus (tests/data)")
+    parser.add_argument("--encoding", choices=("gzip", "identity"), default="gzip",
+                        help="gzip (the default): the site gzips HTML for clients that accept it, as news "
+                             "sites' servers do; identity: every body as it is")
     parser.add_argument("--no-wget", action="store_true")
     parser.add_argument("--smoke", action="store_true", help="a small run for CI: every step, a few tens of seconds")
     parser.add_argument("--only", choices=("get",), default=None,
@@ -638,8 +700,8 @@ def main(argv: list[str] | None = None) -> int:
                       "extraction_ms_mean": round(statistics.mean(p.ms for p in pages), 1),
                       "extraction_ms_median": round(statistics.median(p.ms for p in pages), 1),
                       "calibration_s": round(time.perf_counter() - t, 1)}
-    site = realsite.Site(pages, args.articles)
-    result["site"].update(articles=args.articles, expected_pages=site.pages())
+    site = realsite.Site(pages, args.articles, encoding=args.encoding)
+    result["site"].update(articles=args.articles, expected_pages=site.pages(), encoding=args.encoding)
     print(f"site: {args.articles} articles from {len(pages)} {args.pages} pages "
           f"(extraction {result['site']['extraction_ms_mean']} ms mean), ~{site.pages()} pages", flush=True)
 
@@ -651,13 +713,13 @@ def main(argv: list[str] | None = None) -> int:
         result["extract_article"] = bound(site, min(args.ours, args.articles), workers, _ours_chunk)
         print("pipeline ...", flush=True)
         (work / "pipeline").mkdir()
-        result["pipeline"] = pipeline(server, work / "pipeline", checkpoints, args.timeout)
+        result["pipeline"] = pipeline(server, work / "pipeline", checkpoints, args.timeout, verify=site)
         shutil.rmtree(work / "pipeline", ignore_errors=True)
         print("bare Scrapy ...", flush=True)
         result["bare_scrapy"] = bare_scrapy(server, work, args.timeout)
         if not args.no_wget:
             print("wget ...", flush=True)
-            result["wget"] = wget(server, work, args.timeout)
+            result["wget"] = wget(server, work, args.timeout, compressed=args.encoding == "gzip")
     finally:
         server.stop()
     try:

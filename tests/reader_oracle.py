@@ -16,7 +16,7 @@ from scrapy.http import HtmlResponse
 from scrapy.utils.response import get_base_url
 
 from spiders.pagereader import LinkRules, link_extractor
-from spiders.scrapy_internals import links_on_tree
+from spiders.scrapy_internals import with_tree
 
 _FONT = re.compile(r"\.(woff2?|ttf|otf|eot)$", re.I)
 _CSS = re.compile(r"\.css$", re.I)
@@ -24,7 +24,7 @@ _PRELOAD_AS = {"style": "stylesheet", "font": "font", "script": "script", "image
 
 
 def old_page_links(response: HtmlResponse, tree, rules: LinkRules) -> list[str]:
-    return [link.url for link in links_on_tree(link_extractor(rules.deny, rules.hosts), response, tree)]
+    return [link.url for link in link_extractor(rules.deny, rules.hosts).extract_links(with_tree(response, tree))]
 
 
 def _first_candidate(srcset: str) -> str | None:

@@ -77,11 +77,38 @@ def test_link_extraction_reads_a_tree_parsed_already_through_the_selector_cache(
     extractor = LinkExtractor(deny=[r"/video/"], unique=True)
     url = "http://127.0.0.1:8000/2024/05/story.html"
     parsed_here = extractor.extract_links(HtmlResponse(url=url, body=body))
-    on_tree = scrapy_internals.links_on_tree(extractor, HtmlResponse(url=url, body=body),
-                                             trafilatura.load_html(body.decode()))
+    on_tree = extractor.extract_links(scrapy_internals.with_tree(HtmlResponse(url=url, body=body),
+                                                                 trafilatura.load_html(body.decode())))
     assert [link.url for link in on_tree] == [link.url for link in parsed_here] == [
         "http://127.0.0.1:8000/news/a.html", "http://127.0.0.1:8000/news/b.html#top",
         "http://127.0.0.1:8000/news/c.html", "https://other.example/x"]
+
+
+def test_stats_collector_reads_attributes_directly_and_counts_as_scrapys():
+    """The crawl's STATS_CLASS skips StatsCollector's per-read wrapper (still there in this
+    Scrapy: when it goes, so can the class) and keeps every stats method's behaviour."""
+    import warnings
+
+    from scrapy.statscollectors import MemoryStatsCollector, StatsCollector
+    from scrapy.utils.test import get_crawler
+
+    from spiders import settings
+
+    assert "__getattribute__" in vars(StatsCollector), "StatsCollector no longer wraps attribute reads"
+    assert settings.STATS_CLASS == "spiders.scrapy_internals.DirectStatsCollector"
+    crawler = get_crawler(settings_dict={"STATS_CLASS": settings.STATS_CLASS})
+    direct, scrapys = scrapy_internals.DirectStatsCollector(crawler), MemoryStatsCollector(crawler)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # no deprecation warning from either without `spider`
+        for stats in (direct, scrapys):
+            stats.inc_value("pages")
+            stats.inc_value("pages", 2)
+            stats.max_value("largest", 10)
+            stats.max_value("largest", 3)
+            stats.min_value("smallest", 5)
+            stats.set_value("source", "demo")
+    assert direct.get_stats() == scrapys.get_stats() == {"pages": 3, "largest": 10, "smallest": 5, "source": "demo"}
+    assert not hasattr(direct, "_cached_inc_value")  # no wrapper was built
 
 
 def test_no_other_module_touches_scrapy_privates():
