@@ -26,6 +26,7 @@ os.environ.setdefault("TLDEXTRACT_PUBLIC_SUFFIX_LIST_URLS", "")
 import argparse  # noqa: E402
 import dataclasses  # noqa: E402
 import json  # noqa: E402
+import logging  # noqa: E402
 import signal  # noqa: E402
 import sys  # noqa: E402
 from pathlib import Path  # noqa: E402
@@ -153,6 +154,10 @@ def main(argv: list[str] | None = None) -> int:
                     priority="cmdline")
     settings.setdict(overrides, priority="cmdline")
     process = CrawlerProcess(settings)
+    # Scrapy filters below LOG_LEVEL in its handler, with its loggers at DEBUG, so a record is
+    # still built for each "Crawled" and "Scraped" line; logger levels drop them unmade.
+    for name in ("", "scrapy"):
+        logging.getLogger(name).setLevel(settings.get("LOG_LEVEL"))
     crawler = process.create_crawler(NewsSpider)
     process.crawl(crawler, source=source)
     if args.stop_with_parent:

@@ -34,6 +34,13 @@ def test_pipeline_benchmark_smoke_run_writes_its_table_and_json(tmp_path):
     for role in ("cli", "scrapy", "extraction_workers"):
         assert pipeline["cpu_s"][role] > 0, role
     assert set(pipeline["rss_peak_mb"]) == {"20", "80"} and all(v > 0 for v in pipeline["rss_peak_mb"].values())
+    # the site sent gzip, and what the crawl archived was checked: valid WARCs, every article's
+    # payload the bytes sent, its stored text the extractor's
+    assert site["encoding"] == "gzip"
+    verified = pipeline["verified"]
+    assert verified["warcio_check"] == "ok" and verified["warc_files"] > 0
+    assert verified["payloads_exact"] == site["articles"] and verified["payloads_differing"] == 0
+    assert verified["texts_compared"] > 0 and verified["texts_equal"] == verified["texts_compared"]
     # the peers crawled the same site
     assert result["bare_scrapy"]["pages"] >= site["expected_pages"]
     assert result["wget"]["pages"] >= site["expected_pages"] and result["wget"]["warc_bytes"] > 0
