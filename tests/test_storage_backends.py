@@ -168,6 +168,30 @@ def test_symlink_out_of_the_root_is_refused(tmp_path):
     assert list(backend.list()) == []
 
 
+def test_a_folder_swapped_for_a_link_after_the_first_write_is_refused_and_one_inside_followed(tmp_path):
+    """Keys are checked on every use, not once: a day's folder replaced by a link to elsewhere
+    after the archive was written (its root resolved and kept) is refused for reads and
+    writes; a link that stays inside the archive is followed, as before."""
+    root = tmp_path / "archive"
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    (outside / WARC.rsplit("/", 1)[1]).write_bytes(b"not ours")
+    backend = LocalBackend(root)
+    backend.put_bytes(WARC, b"data")
+    day = (root / WARC).parent
+    inside = root / "warc" / "news" / "2024" / "05" / "kept"
+    day.rename(inside)
+    os.symlink(outside, day)
+    with pytest.raises(StorageError, match="outside the archive"):
+        backend.get_bytes(WARC)
+    with pytest.raises(StorageError, match="outside the archive"):
+        backend.put_bytes(WARC.replace("-00000-", "-00001-"), b"more")
+    assert sorted(p.name for p in outside.iterdir()) == [WARC.rsplit("/", 1)[1]]  # nothing written there
+    day.unlink()
+    os.symlink(inside, day)
+    assert backend.get_bytes(WARC) == b"data"
+
+
 def test_local_files_are_complete_and_only_archive_keys_are_listed(tmp_path):
     root = tmp_path / "archive"
     backend = LocalBackend(root)
