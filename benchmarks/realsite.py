@@ -30,8 +30,9 @@ Accept-Encoding names gzip as news sites' servers and CDNs do: HTML gzipped
 at level 6 (`Content-Encoding: gzip`, `Vary: Accept-Encoding`). An article is
 three gzip members in a row, its page's head and tail compressed once and the
 edition's paragraph per request, so serving costs the shared cores next to
-nothing; RFC 1952 allows a member sequence and every gzip reader decodes it as
-one body. `encoding="identity"` sends every body as it is.
+nothing. RFC 1952 allows a sequence of members, and the readers here (Scrapy's
+gunzip, storage.contentcoding, warcio, Python's gzip) decode it as one body.
+`encoding="identity"` sends every body as it is.
 """
 
 from __future__ import annotations
@@ -108,7 +109,7 @@ _FIRST_P = re.compile(rb"<p[\s>]", re.IGNORECASE)
 _BODY = re.compile(rb"<body[^>]*>", re.IGNORECASE)
 
 
-GZIP_LEVEL = 6  # Apache mod_deflate's and most CDNs' default
+GZIP_LEVEL = 6  # zlib's default, and so Apache mod_deflate's
 
 
 class Site:
