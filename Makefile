@@ -35,10 +35,16 @@ system-packages:
 	  apt-get update -qq && apt-get install -y -qq postgresql iproute2; \
 	fi
 
+# Each package only when it is missing: a nodejs that brings its own npm (NodeSource's)
+# conflicts with Debian's npm package, so asking for both would fail the install.
 browser-packages:
-	@if ! [ -x /usr/bin/chromium ] || ! command -v npm >/dev/null 2>&1; then \
-	  echo "installing chromium, nodejs and npm with apt-get"; \
-	  apt-get update -qq && apt-get install -y -qq chromium nodejs npm; \
+	@if ! [ -x /usr/bin/chromium ]; then \
+	  echo "installing chromium with apt-get"; \
+	  apt-get update -qq && apt-get install -y -qq chromium; \
+	fi
+	@if ! command -v npm >/dev/null 2>&1; then \
+	  echo "installing nodejs and npm with apt-get"; \
+	  apt-get update -qq && apt-get install -y -qq nodejs npm; \
 	fi
 	@# a font with Chinese glyphs, so screenshots of the reading room show them (1.6 MB)
 	@if [ -z "$$(fc-list :lang=zh 2>/dev/null)" ]; then \
