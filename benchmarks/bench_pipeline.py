@@ -24,18 +24,16 @@ listing pages and dead links), served from its own process on 127.0.0.1:
    for no compression, so it is sent every body as it is: with
    `--compression=auto` wget 1.21.3 followed the links of only ~55 % of the
    pages here).
-
-The site answers gzip to a client that accepts it, as news sites do
-(`--encoding identity`: every body as it is).
 5. get: an archive of --captures captures (generated WARCs, their CDXJ, the
    catalog), `get --as html` latency p50/p99 in process (Archive.get on an
    open archive) and through the CLI (a new process each time: start-up
    included), on a folder and on moto's S3 server on 127.0.0.1.
 
-Everything talks to 127.0.0.1 only. Prints a table of ratios (ratios are what
-to compare: absolute rates drift on a shared machine) and writes
-benchmarks/results/pipeline-<UTC>.json (or --out), with the load average
-before and after.
+The site answers gzip to a client that accepts it, as news sites do
+(`--encoding identity`: every body as it is). Everything talks to 127.0.0.1
+only. Prints a table of ratios (ratios are what to compare: absolute rates
+drift on a shared machine) and writes benchmarks/results/pipeline-<UTC>.json
+(or --out), with the load average before and after.
 """
 
 from __future__ import annotations
@@ -282,8 +280,7 @@ def _env(extra: dict | None = None) -> dict:
     return env
 
 
-def pipeline(site: realsite.SiteProcess, workdir: Path, checkpoints: list[int], timeout: float,
-             verify: realsite.Site | None = None) -> dict:
+def pipeline(site: realsite.SiteProcess, workdir: Path, checkpoints: list[int], timeout: float) -> dict:
     sources = workdir / "sources.toml"
     sources.write_text(realsite.sources_toml(site.base, SOURCE))
     archive = workdir / "archive"
@@ -317,30 +314,33 @@ def pipeline(site: realsite.SiteProcess, workdir: Path, checkpoints: list[int], 
             "rss_peak_mb_by_process": {k: round(v / 2**20, 1) for k, v in sorted(sampler.peak_by_role.items())},
             "warc_bytes": sum(p.stat().st_size for p in (archive / "warc").rglob("*.warc.gz")),
             "samples": sampler.samples, "output_tail": out[-400:],
-            "verified": verify_archive(verify, site.base, archive) if verify is not None else None}
+            "verified": verify_archive(site, archive)}
 
 
-def verify_archive(site: realsite.Site, base: str, archive: Path, texts: int = 200) -> dict:
+def verify_archive(server: realsite.SiteProcess, archive: Path, texts: int = 200) -> dict:
     """What a user would check of the archive a crawl left: the WARCs pass `warcio check`,
     every article's payload is the bytes the site sent (content coding kept), and the
     stored text of `texts` articles is extract_article's text of the same page."""
-    import re
-
     from warcio.archiveiterator import ArchiveIterator
 
     from spiders.extraction import extract_article
 
+    site, base = server.site, server.base
+
+    def story(url: str):
+        """The article index I of one of the site's story URLs, else None."""
+        m = realsite.ARTICLE_PATH_PATTERN.fullmatch(url[len(base):]) if url.startswith(base) else None
+        return int(m.group(1)) if m else None
+
     warcs = sorted((archive / "warc").rglob("*.warc.gz"))
     check = subprocess.run([str(BIN / "warcio"), "check", *map(str, warcs)], capture_output=True, text=True)
-    story = re.compile(re.escape(base) + realsite.ARTICLE_PATH.replace(".", r"\.").format(r"(\d+)") + "$")
     exact = differ = 0
     for path in warcs:
         with open(path, "rb") as fh:
             for record in ArchiveIterator(fh):
-                m = story.match(record.rec_headers.get_header("WARC-Target-URI") or "")
-                if record.rec_type != "response" or not m:
+                i = story(record.rec_headers.get_header("WARC-Target-URI") or "")
+                if record.rec_type != "response" or i is None:
                     continue
-                i = int(m.group(1))
                 gzipped = (record.http_headers.get_header("Content-Encoding") or "").lower() == "gzip"
                 sent = site.gzipped_article(i) if gzipped else site.article(i)
                 if record.raw_stream.read() == sent:
@@ -349,10 +349,9 @@ def verify_archive(site: realsite.Site, base: str, archive: Path, texts: int = 2
                     differ += 1
     stored = {}
     for meta in (archive / "articles").rglob("*.json"):
-        url = json.loads(meta.read_text(encoding="utf-8")).get("url", "")
-        m = story.match(url)
-        if m:
-            stored[int(m.group(1))] = meta.with_suffix(".txt")
+        i = story(json.loads(meta.read_text(encoding="utf-8")).get("url", ""))
+        if i is not None:
+            stored[i] = meta.with_suffix(".txt")
     sample = sorted(stored)[:: max(1, len(stored) // texts)][:texts]
     same = sum(1 for i in sample
                if stored[i].read_text(encoding="utf-8") == extract_article(
@@ -712,7 +711,7 @@ def main(argv: list[str] | None = None) -> int:
         result["extract_article"] = bound(site, min(args.ours, args.articles), workers, _ours_chunk)
         print("pipeline ...", flush=True)
         (work / "pipeline").mkdir()
-        result["pipeline"] = pipeline(server, work / "pipeline", checkpoints, args.timeout, verify=site)
+        result["pipeline"] = pipeline(server, work / "pipeline", checkpoints, args.timeout)
         shutil.rmtree(work / "pipeline", ignore_errors=True)
         print("bare Scrapy ...", flush=True)
         result["bare_scrapy"] = bare_scrapy(server, work, args.timeout)

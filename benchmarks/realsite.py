@@ -55,6 +55,7 @@ for _path in (ROOT, ROOT / "tests", ROOT / "benchmarks"):  # pagesets and the co
 PER_LISTING = 20  # stories linked from a listing page
 DEAD_PER_LISTING = 5  # dead links on a listing page
 ARTICLE_PATH = "/2026/11/story-{}.html"
+ARTICLE_PATH_PATTERN = re.compile(r"/2026/11/story-(\d+)\.html")  # ARTICLE_PATH; group 1 is I
 DEAD_ARTICLE_PATH = "/2026/11/gone-{}.html"  # linked from story I: 404
 DEAD_LISTED_PATH = "/2026/10/removed-{}-{}.html"  # linked from listing K: 404
 ALLOW = r"/2026/\d{2}/"
@@ -185,7 +186,7 @@ class Site:
         m = re.fullmatch(r"/news/page-(\d+)\.html", path)
         if m and int(m.group(1)) < self.listings:
             return 200, "text/html; charset=utf-8", html(self.listing(int(m.group(1)))), coding
-        m = re.fullmatch(r"/2026/11/story-(\d+)\.html", path)
+        m = ARTICLE_PATH_PATTERN.fullmatch(path)
         if m and int(m.group(1)) < self.articles:
             i = int(m.group(1))
             return 200, self.content_type(i), self.gzipped_article(i) if gzipped else self.article(i), coding
@@ -231,6 +232,7 @@ class SiteProcess:
     """The site served from a forked process; `served` counts requests answered."""
 
     def __init__(self, site: Site):
+        self.site = site  # what it serves, for checking what a crawl of it stored
         ctx = multiprocessing.get_context("fork")
         self.counter = ctx.Value("Q", 0)
         ports = ctx.Queue()
