@@ -151,6 +151,7 @@ _LANGUAGE_ENCODINGS = {
 }
 _LANG_ATTR = re.compile(rb"""<html[^>]*?\blang\s*=\s*["']?([A-Za-z]{2,3})""", re.IGNORECASE)
 _DETECTION_SLACK = 0.01  # chaos scores this close are a tie
+_LENIENT_CHAOS_THRESHOLD = 0.5  # charset_normalizer's default is 0.2
 
 
 def _page_language(body: bytes) -> str | None:
@@ -160,7 +161,13 @@ def _page_language(body: bytes) -> str | None:
 
 def _detect(body: bytes) -> tuple[str, str]:
     """Guess an undeclared legacy charset; ties go to the page language's usual one."""
-    results = [r for r in charset_normalizer.from_bytes(body, cp_isolation=_WEB_ENCODINGS)]
+    results = list(charset_normalizer.from_bytes(body, cp_isolation=_WEB_ENCODINGS))
+    if not results:
+        # charset_normalizer drops a codec when any one of its sample chunks is messy
+        # beyond the threshold: on a short page one chunk of names or figures can
+        # drop them all, the right one included, though its mean chaos is nil.
+        results = list(charset_normalizer.from_bytes(
+            body, cp_isolation=_WEB_ENCODINGS, threshold=_LENIENT_CHAOS_THRESHOLD))
     codec = _SINGLE_BYTE_FALLBACK
     if results:
         lowest = min(r.chaos for r in results)

@@ -73,19 +73,17 @@ def test_a_section_page_brings_none_of_its_boilerplate(corpus_pages, corpus_extr
         assert [b for b in page.without if _normalise_space(b) in text] == [], page.file
 
 
-def test_the_header_changes_the_text_only_where_detection_fails(corpus_pages, corpus_extracts):
+def test_the_text_is_the_same_with_or_without_the_http_charset(corpus_pages, corpus_extracts):
     # Without the HTTP charset, pages that name theirs in <meta> or a BOM (or need
-    # none) must come out the same; of the header-only ones, detection gets all but one right.
+    # none) must come out the same, and detection gets every header-only one right.
     differ = sorted(p.file for p in corpus_pages
                     if corpus_extracts["served"][p.url][0] != corpus_extracts["bare"][p.url][0])
-    assert differ == ["pl-wiesci-rolnicze-iso88592-header.html"]
+    assert differ == []
 
 
 def test_no_replacement_characters_or_mojibake_in_any_text(corpus_pages, corpus_extracts):
     for mode, extracts in corpus_extracts.items():
         for page in corpus_pages:
-            if mode == "bare" and page.file == "pl-wiesci-rolnicze-iso88592-header.html":
-                continue  # read as windows-1252 without its header (test_extraction_charsets)
             text = extracts[page.url][0]
             assert "\ufffd" not in text, (mode, page.file)
             assert not MOJIBAKE.search(text), (mode, page.file, MOJIBAKE.search(text).group())
