@@ -13,6 +13,7 @@ folder that is not an archive creates nothing.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 from datetime import datetime
@@ -22,7 +23,7 @@ from storage import layout, urls
 from storage.backends import ObjectNotFoundError, open_backend
 from storage.capture import Capture
 from storage.catalog import Catalog, SyncReport, default_path
-from storage.contentcoding import DecodedTooLarge, DecodeError, decode, split_codings
+from storage.contentcoding import DecodedTooLarge, DecodeError, decode, decoded_chunks, split_codings
 from storage.errors import BadInput, NewsarchiveError, NotFound, StorageError
 from storage.times import parse_time, timestamp_datetime
 from storage.warcrecord import dechunked, parse_record
@@ -225,19 +226,23 @@ class Archive:
         rec = self._payload_record(capture, self._record_of(capture))
         if not decoded:
             return rec.raw
-        headers = rec.http_headers
-        raw = rec.raw
-        body = dechunked(raw) if _is_chunked(headers) else raw
-        codings = [v for n, v in headers.headers if n.lower() == "content-encoding"] if headers else []
-        to_decode, _ = split_codings(codings)  # every Content-Encoding line: a repeated header counts
-        where = f"{capture.url} at {capture.warc}@{capture.offset}"
-        try:
+        body, to_decode, _ = _encoded_body(rec)
+        with _decoding_errors(capture):
             return decode(body, to_decode, max_decoded_bytes())
-        except DecodedTooLarge as exc:
-            raise StorageError(f"payload of {where} {exc.args[0]} (NEWSARCHIVE_MAX_DECODED_BYTES); "
-                               f"--as raw gives it as stored") from None
-        except DecodeError as exc:
-            raise StorageError(f"cannot decode payload of {where}: {exc}") from None
+
+    def check_decodes(self, capture: Capture, *, as_stored: str = "--as raw") -> list[str]:
+        """The payload's content-codings in the order applied (as its header lists them),
+        once it is known to decode within NEWSARCHIVE_MAX_DECODED_BYTES as
+        ``payload(decoded=True)`` would (StorageError if not); streamed, so nothing is kept.
+        For a replay tool that decodes by itself (pywb), which would stream a bomb out
+        without end. ``as_stored`` names, in the error, what gives the payload as stored."""
+        rec = self._payload_record(capture, self._record_of(capture))
+        body, to_decode, kept = _encoded_body(rec)
+        if to_decode:
+            with _decoding_errors(capture, as_stored):
+                for _ in decoded_chunks(body, to_decode, max_decoded_bytes()):
+                    pass
+        return kept + to_decode[::-1]
 
     def _text_capture(self, capture: Capture) -> Capture:
         """The capture whose text stands for ``capture``: a revisit's original
@@ -316,6 +321,28 @@ def open_archive(location: str | os.PathLike | None = None, **options) -> Archiv
 
 
 __all__ = ["Archive", "open_archive", "default_location", "is_folder_archive", "NewsarchiveError", "NotFound"]
+
+
+def _encoded_body(rec) -> tuple[bytes, list[str], list[str]]:
+    """A payload record's body without chunking, the content-codings to remove (outermost
+    first) and those left on (unknown ones, and what lies under them)."""
+    headers = rec.http_headers
+    body = dechunked(rec.raw) if _is_chunked(headers) else rec.raw
+    codings = [v for n, v in headers.headers if n.lower() == "content-encoding"] if headers else []
+    to_decode, kept = split_codings(codings)  # every Content-Encoding line: a repeated header counts
+    return body, to_decode, kept
+
+
+@contextlib.contextmanager
+def _decoding_errors(capture: Capture, as_stored: str = "--as raw"):
+    where = f"{capture.url} at {capture.warc}@{capture.offset}"
+    try:
+        yield
+    except DecodedTooLarge as exc:
+        raise StorageError(f"payload of {where} {exc.args[0]} (NEWSARCHIVE_MAX_DECODED_BYTES); "
+                           f"{as_stored} gives it as stored") from None
+    except DecodeError as exc:
+        raise StorageError(f"cannot decode payload of {where}: {exc}") from None
 
 
 def max_decoded_bytes() -> int:

@@ -17,6 +17,7 @@ from spiders.reextract import reextract_warc
 from storage.recovery import SpoolLock, recover_spool
 
 from fixtures_hostile import check_archive, hostile_crawl_run
+from fixtures_replay import http_get
 from hostile_site import HTML, XML, article_html, page
 from test_cli_support import assert_one_line_error, cli_env, run as run_cli
 
@@ -28,6 +29,7 @@ except ImportError:
 MB = 1024 * 1024
 BOMB_BYTES = 120 * MB  # decodes to more than twice the 50 MB limit
 LIMIT = 50 * MB
+ENCODED_CODINGS = ("br", "zstd", "deflate", "gzip, br", "zstd, gzip")  # the legitimate pages'
 
 
 def _zeros(total: int, chunk: int = 4 * MB):
@@ -64,7 +66,8 @@ def encoded(body: bytes, coding: str) -> bytes:
             "zstd": zstd.compress}[coding](body)
 
 
-def test_compression_bombs_are_archived_as_received_and_never_decoded_in_full(hostile_site, hostile_crawl, tmp_path):
+def test_compression_bombs_are_archived_as_received_and_never_decoded_in_full(hostile_site, hostile_crawl, tmp_path,
+                                                                            serve_archive, pywb_bin):
     site = hostile_site
     good = site.articles("", 2)
     sent: dict[str, bytes] = {}
@@ -80,7 +83,7 @@ def test_compression_bombs_are_archived_as_received_and_never_decoded_in_full(ho
     bombs.append(serve("/news/bomb-gzip-gzip", gzip.compress(bomb("gzip")), "gzip, gzip"))
     bombs.append(serve("/news/bomb-zstd-deflate", zlib.compress(bomb("zstd")), "zstd,deflate"))
     # legitimate pages in each coding, nested too: decoded and extracted
-    for i, coding in enumerate(("br", "zstd", "deflate", "gzip, br", "zstd, gzip")):
+    for i, coding in enumerate(ENCODED_CODINGS):
         body = article_html(f"Encoded story {i}")
         for c in coding.split(", "):
             body = encoded(body, c)
@@ -134,6 +137,29 @@ def test_compression_bombs_are_archived_as_received_and_never_decoded_in_full(ho
         legit = run_cli("get", site.url(f"/news/encoded-{i}"), "--as", "html", "--archive", archive, cwd=tmp_path,
                         env=env, text=False)
         assert legit.returncode == 0 and legit.stdout == article_html(f"Encoded story {i}"), (i, legit.stderr)
+    # replayed rewritten through pywb, which would decode it all and stream 120 MB to the reader:
+    # one line instead, naming the form as stored, which is the bytes received; legit pages replay
+    served = serve_archive(archive, pywb=pywb_bin, env=env)
+    assert served.pywb_pid
+    status, headers, _ = http_get(f"{served.base}/web/{bomb_url}")
+    memento = headers["Location"]
+    assert status == 302 and re.fullmatch(rf"{served.base}/web/\d{{14}}/{re.escape(bomb_url)}", memento), memento
+    for modifier in ("", "mp_"):
+        status, _, body = http_get(memento.replace(f"/{bomb_url}", f"{modifier}/{bomb_url}"))
+        error = body.decode()
+        assert status == 502 and error.count("\n") == 1, (modifier, status, error[:300])
+        assert f"decodes to more than {LIMIT} bytes" in error and f"id_/{bomb_url} gives it as stored" in error
+    status, headers, body = http_get(memento.replace(f"/{bomb_url}", f"id_/{bomb_url}"))
+    assert status == 200 and headers["Content-Encoding"] == "gzip" and body == sent[bomb_url]
+    for i, coding in enumerate(ENCODED_CODINGS):  # pywb decodes one layer of gzip, deflate or br
+        legit = site.url(f"/news/encoded-{i}")
+        status, headers, _ = http_get(f"{served.base}/web/{legit}")
+        status, _, body = http_get(headers["Location"])
+        if coding in ("br", "deflate"):
+            assert status == 200 and f"Encoded story {i}".encode() in body and b"/web/" in body, (i, status, body)
+        else:  # zstd or nested: pywb would answer with encoded bytes under no Content-Encoding
+            assert status == 502 and body.decode().count("\n") == 1, (i, status, body[:300])
+            assert f"stored {coding}-encoded" in body.decode() and "id_/" in body.decode(), body
     # and had the crawl been killed while writing this WARC, recovery would keep every record of it
     capture = run.warcs(text=False)[0]
     key = capture.relative_to(run.spool).as_posix()

@@ -48,7 +48,8 @@ from warcio.timeutils import datetime_to_timestamp
 
 from storage import pywb
 from storage.archive import Archive
-from storage.errors import StorageError
+from storage.capture import Capture
+from storage.errors import BadInput, StorageError
 from storage.server import wayback
 
 log = logging.getLogger("newsarchive.serve")
@@ -62,6 +63,7 @@ _HOP = {"connection", "keep-alive", "proxy-authenticate", "proxy-authorization",
 _OURS = {"date", "server"}  # uvicorn writes its own
 _PR_SET_PDEATHSIG = 1
 SPAWN_ATTEMPTS = 3
+PYWB_DECODES = {"gzip", "deflate", "br"}  # one layer; zstd and nested codings it passes on garbled
 
 
 _libc = None
@@ -261,6 +263,21 @@ class PywbReplay:
         self._refresh_index()
         raw = (request.scope.get("raw_path") or request.url.path.encode()).decode("latin-1")
         response = await self.forward(request, raw)
+        try:
+            found, current = await run_in_threadpool(self._served_capture, url, dict(response.raw_headers))
+            if current is not None:
+                # pywb decodes the stored payload with no limit and streams it all out
+                # (1 GiB from a 1 MB gzip bomb): refuse what the archive would not decode
+                as_stored = f"/web/{current.timestamp}id_/{current.url}"
+                codings = await run_in_threadpool(self.archive.check_decodes, current, as_stored=as_stored)
+                if codings and (len(codings) > 1 or codings[0] not in PYWB_DECODES):
+                    # pywb would send these bytes still encoded, with no Content-Encoding
+                    raise StorageError(f"pywb cannot replay {current.url} at {current.timestamp}: its payload "
+                                       f"is stored {', '.join(codings)}-encoded, and pywb decodes only one of "
+                                       f"{', '.join(sorted(PYWB_DECODES))}; {as_stored} gives it as stored")
+        except BaseException:
+            await response.background()  # pywb's answer is not read further
+            raise
         links = [(k, v) for k, v in response.raw_headers if k == b"link"]
         if not links:
             return response
@@ -270,24 +287,25 @@ class PywbReplay:
                 kept.append((b"x-archive-orig-link", value))
             elif modifier:  # pywb's memento links of a page's resource
                 kept.append((b"link", value))
-        if not modifier:
-            ours = await run_in_threadpool(self._page_links, request, url, dict(response.raw_headers))
-            if ours:
-                kept.append((b"link", ours.encode("latin-1")))
+        if not modifier and current is not None:
+            kept.append((b"link", wayback.link_header(request, found, current).encode("latin-1")))
         response.raw_headers = kept
         return response
 
-    def _page_links(self, request: Request, url: str, headers: dict) -> str | None:
+    def _served_capture(self, url: str, headers: dict) -> tuple[list[Capture], Capture | None]:
+        """The captures of ``url`` and the one pywb answered with (by its Memento-Datetime)."""
         when = headers.get(b"memento-datetime")
         if not when:
-            return None
+            return [], None
         try:
             ts = datetime_to_timestamp(parsedate_to_datetime(when.decode("latin-1")))
         except (TypeError, ValueError):
-            return None
-        found = self.archive.captures(url)
-        current = next((c for c in reversed(found) if c.timestamp == ts), None)
-        return wayback.link_header(request, found, current) if current else None
+            return [], None
+        try:
+            found = self.archive.captures(url)
+        except BadInput:  # pywb found a URL our catalog cannot key: nothing to check it against
+            return [], None
+        return found, next((c for c in reversed(found) if c.timestamp == ts), None)
 
 
 async def static(request: Request) -> Response:
