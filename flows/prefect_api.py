@@ -115,12 +115,6 @@ def die_with_this_process(sig: int = signal.SIGKILL):
     return set_pdeathsig
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 class TemporaryServer:
     """Prefect's API app (ephemeral mode) on 127.0.0.1 as a child of this process.
 
@@ -141,7 +135,7 @@ class TemporaryServer:
     def api_url(self) -> str:
         return f"http://127.0.0.1:{self.port}/api"
 
-    def _spawn(self, log) -> subprocess.Popen:
+    def _spawn(self, log, listening: socket.socket) -> subprocess.Popen:
         import prefect
         from prefect.settings import get_current_settings
 
@@ -150,10 +144,10 @@ class TemporaryServer:
         env.pop("PREFECT_API_URL", None)
         env.pop("PREFECT_LOGGING_SETTINGS_PATH", None)  # the command line's one-line console logging: not here
         cmd = [sys.executable, "-m", "uvicorn", "--app-dir", str(Path(prefect.__file__).parent.parent),
-               "--factory", "prefect.server.api.server:create_app", "--host", "127.0.0.1",
-               "--port", str(self.port), "--log-level", "error", "--lifespan", "on"]
+               "--factory", "prefect.server.api.server:create_app", "--fd", str(listening.fileno()),
+               "--log-level", "error", "--lifespan", "on"]
         return subprocess.Popen(cmd, env=env, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
-                                cwd=self.home, preexec_fn=die_with_this_process())
+                                cwd=self.home, pass_fds=[listening.fileno()], preexec_fn=die_with_this_process())
 
     def start(self, timeout: float = START_TIMEOUT) -> "TemporaryServer":
         self.home.mkdir(parents=True, exist_ok=True)
@@ -163,23 +157,24 @@ class TemporaryServer:
         with open(self.log_path, "ab") as log:
             log.write(f"--- {time.strftime('%Y-%m-%d %H:%M:%S')} temporary server for pid {os.getpid()}\n".encode())
             log.flush()
-            for _attempt in range(3):
-                self.port = _free_port()
-                self.proc = self._spawn(log)
-                while time.monotonic() < deadline:
-                    if self.proc.poll() is not None:
-                        break
-                    if _healthy(self.api_url):
-                        self.startup_seconds = time.monotonic() - started
-                        _temporary_urls.add(self.api_url)
-                        log.write(f"--- answering at {self.api_url} after {self.startup_seconds:.1f} s\n".encode())
-                        return self
-                    time.sleep(0.2)
-                if self.proc.poll() is None:  # still starting at the deadline
-                    self.stop()
-                    raise OrchestrationError(f"the temporary Prefect server did not answer within {timeout:.0f} s "
-                                             f"(its log: {self.log_path})")
-                # exited: most likely the port was taken between probe and bind; try another
+            # The socket is bound and listening here and handed to the server (uvicorn --fd):
+            # no other process can take the port between a probe and the server's bind.
+            with socket.socket() as listening:
+                listening.bind(("127.0.0.1", 0))
+                listening.listen(128)
+                self.port = listening.getsockname()[1]
+                self.proc = self._spawn(log, listening)
+            while time.monotonic() < deadline and self.proc.poll() is None:
+                if _healthy(self.api_url):
+                    self.startup_seconds = time.monotonic() - started
+                    _temporary_urls.add(self.api_url)
+                    log.write(f"--- answering at {self.api_url} after {self.startup_seconds:.1f} s\n".encode())
+                    return self
+                time.sleep(0.2)
+        if self.proc.poll() is None:  # still starting at the deadline
+            self.stop()
+            raise OrchestrationError(f"the temporary Prefect server did not answer within {timeout:.0f} s "
+                                     f"(its log: {self.log_path})")
         raise OrchestrationError(f"the temporary Prefect server exited with code {self.proc.returncode} "
                                  f"before answering (its log: {self.log_path})")
 
