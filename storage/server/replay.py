@@ -29,6 +29,7 @@ import asyncio
 import ctypes
 import logging
 import os
+import re
 import secrets
 import shutil
 import signal
@@ -63,6 +64,7 @@ _HOP = {"connection", "keep-alive", "proxy-authenticate", "proxy-authorization",
 _OURS = {"date", "server"}  # uvicorn writes its own
 _PR_SET_PDEATHSIG = 1
 SPAWN_ATTEMPTS = 3
+_ORIGINAL = re.compile(rb'<([^>]*)>\s*;\s*rel="original"')
 PYWB_DECODES = {"gzip", "deflate", "br"}  # one layer; zstd and nested codings it passes on garbled
 
 
@@ -264,7 +266,7 @@ class PywbReplay:
         raw = (request.scope.get("raw_path") or request.url.path.encode()).decode("latin-1")
         response = await self.forward(request, raw)
         try:
-            found, current = await run_in_threadpool(self._served_capture, url, dict(response.raw_headers))
+            found, current = await run_in_threadpool(self._served_capture, url, response.raw_headers)
             if current is not None:
                 # pywb decodes the stored payload with no limit and streams it all out
                 # (1 GiB from a 1 MB gzip bomb): refuse what the archive would not decode
@@ -292,17 +294,21 @@ class PywbReplay:
         response.raw_headers = kept
         return response
 
-    def _served_capture(self, url: str, headers: dict) -> tuple[list[Capture], Capture | None]:
-        """The captures of ``url`` and the one pywb answered with (by its Memento-Datetime)."""
-        when = headers.get(b"memento-datetime")
+    def _served_capture(self, url: str, headers: list[tuple[bytes, bytes]]) -> tuple[list[Capture], Capture | None]:
+        """The captures of the URL pywb answered with, and the one it served (by its
+        Memento-Datetime). pywb's fuzzy matching may answer for another URL than asked
+        (``?_=123`` or ``?utm_source=...`` dropped): its Link rel="original" names it."""
+        when = next((v for k, v in headers if k == b"memento-datetime"), None)
         if not when:
             return [], None
         try:
             ts = datetime_to_timestamp(parsedate_to_datetime(when.decode("latin-1")))
         except (TypeError, ValueError):
             return [], None
+        original = next((m.group(1).decode("latin-1") for k, v in headers if k == b"link"
+                         for m in [_ORIGINAL.search(v)] if m), url)
         try:
-            found = self.archive.captures(url)
+            found = self.archive.captures(original)
         except BadInput:  # pywb found a URL our catalog cannot key: nothing to check it against
             return [], None
         return found, next((c for c in reversed(found) if c.timestamp == ts), None)
