@@ -280,12 +280,13 @@ class PywbReplay:
         except BaseException:
             await response.background()  # pywb's answer is not read further
             raise
-        links = [(k, v) for k, v in response.raw_headers if k == b"link"]
+        links = [v for k, v in response.raw_headers if k == b"link"]
         if not links:
             return response
         kept = [(k, v) for k, v in response.raw_headers if k != b"link"]
-        for _, value in links:
-            if b'rel="original"' not in value:  # the archived site's own Link
+        own = _pywb_link(response.raw_headers)
+        for value in links:
+            if value is not own:  # the archived site's own Link
                 kept.append((b"x-archive-orig-link", value))
             elif modifier:  # pywb's memento links of a page's resource
                 kept.append((b"link", value))
@@ -296,8 +297,9 @@ class PywbReplay:
 
     def _served_capture(self, url: str, headers: list[tuple[bytes, bytes]]) -> tuple[list[Capture], Capture | None]:
         """The captures of the URL pywb answered with, and the one it served (by its
-        Memento-Datetime). pywb's fuzzy matching may answer for another URL than asked
-        (``?_=123`` or ``?utm_source=...`` dropped): its Link rel="original" names it."""
+        Memento-Datetime): those of the URL asked for, else of the one pywb's own Link
+        rel="original" names (its fuzzy matching answers ``?_=123`` or ``?utm_source=...``
+        with the capture of the URL without them)."""
         when = next((v for k, v in headers if k == b"memento-datetime"), None)
         if not when:
             return [], None
@@ -305,13 +307,25 @@ class PywbReplay:
             ts = datetime_to_timestamp(parsedate_to_datetime(when.decode("latin-1")))
         except (TypeError, ValueError):
             return [], None
-        original = next((m.group(1).decode("latin-1") for k, v in headers if k == b"link"
-                         for m in [_ORIGINAL.search(v)] if m), url)
-        try:
-            found = self.archive.captures(original)
-        except BadInput:  # pywb found a URL our catalog cannot key: nothing to check it against
-            return [], None
-        return found, next((c for c in reversed(found) if c.timestamp == ts), None)
+        own = _pywb_link(headers)
+        original = _ORIGINAL.search(own).group(1).decode("latin-1") if own else None
+        found, current = [], None
+        for candidate in dict.fromkeys(u for u in (url, original) if u):
+            try:
+                found = self.archive.captures(candidate)
+            except BadInput:  # a URL our catalog cannot key: nothing to check it against
+                continue
+            current = next((c for c in reversed(found) if c.timestamp == ts), None)
+            if current is not None:
+                break
+        return found, current
+
+
+def _pywb_link(headers: list[tuple[bytes, bytes]]) -> bytes | None:
+    """pywb's own Memento Link header: the last one naming a rel="original". pywb passes an
+    archived response's Link headers on as they are, before its own, so a hostile page's
+    Link can name an original too and must not be taken for pywb's."""
+    return next((v for k, v in reversed(headers) if k == b"link" and _ORIGINAL.search(v)), None)
 
 
 async def static(request: Request) -> Response:
