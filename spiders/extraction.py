@@ -118,8 +118,11 @@ def _charset_from_meta(body: bytes) -> str | None:
 def _utf8_shape(body: bytes) -> tuple[int, int]:
     """(valid multi-byte sequences, invalid bytes) when read as UTF-8."""
     text = body.decode("utf-8", errors="replace")
-    invalid = text.count("\ufffd") - body.count(b"\xef\xbf\xbd")
-    multibyte = sum(1 for ch in text if ord(ch) > 0x7F and ch != "\ufffd")
+    replaced = text.count("\ufffd")
+    invalid = replaced - body.count(b"\xef\xbf\xbd")
+    # non-ASCII characters other than U+FFFD, counted in C (a Python loop over
+    # every character cost ~13 ms on a 170 KB page)
+    multibyte = len(text) - len(text.encode("ascii", "ignore")) - replaced
     return multibyte, invalid
 
 
