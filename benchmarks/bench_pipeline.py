@@ -19,7 +19,10 @@ listing pages and dead links), served from its own process on 127.0.0.1:
    outside the timing, what it archived is checked: `warcio check` on every
    WARC, every article's stored payload against the bytes the site sent, and
    the stored text of a sample against extract_article on the same page.
-3. bare Scrapy: benchmarks/bare_spider.py, the same site and links, nothing stored.
+3. bare Scrapy: benchmarks/bare_spider.py, the same site and links, nothing stored;
+   and Scrapy's floor: benchmarks/floor_spider.py fetching the pages the
+   pipeline fetched, from a list, reading nothing. bound CPU / (bound CPU + the floor's CPU per
+   article) is the ceiling of pipeline / bound for any Scrapy crawl here.
 4. wget: `wget --recursive --level=3 --warc-file` (Debian's wget; it asks
    for no compression, so it is sent every body as it is: with
    `--compression=auto` wget 1.21.3 followed the links of only ~55 % of the
@@ -362,6 +365,17 @@ def verify_archive(server: realsite.SiteProcess, archive: Path, texts: int = 200
             "texts_compared": len(sample), "texts_equal": same}
 
 
+def write_fetched_urls(archive: Path, out: Path) -> int:
+    """The URLs of every capture the crawl cataloged, in the order fetched, robots.txt aside."""
+    import sqlite3
+
+    with sqlite3.connect(archive / "catalog.sqlite") as con:
+        urls = [url for (url,) in con.execute("select url from captures order by timestamp, warc, offset")
+                if not url.endswith("/robots.txt")]
+    out.write_text("".join(url + "\n" for url in urls), encoding="ascii")
+    return len(urls)
+
+
 def _catalog_count(archive: Path) -> int | None:
     import sqlite3
 
@@ -387,6 +401,13 @@ def _drain(proc: subprocess.Popen, timeout: float) -> str:
 def bare_scrapy(site: realsite.SiteProcess, workdir: Path, timeout: float) -> dict:
     cmd = [str(BIN / "scrapy"), "runspider", str(HERE / "bare_spider.py"), "-a", f"start={site.base}/",
            "-a", "depth=3"]
+    return _peer(cmd, site, workdir, timeout)
+
+
+def scrapy_floor(site: realsite.SiteProcess, workdir: Path, urls: Path, timeout: float) -> dict:
+    """floor_spider.py over the pages the pipeline fetched: what Scrapy costs a fetch before any
+    work of ours (robots.txt is fetched by Scrapy itself, as in the crawl)."""
+    cmd = [str(BIN / "scrapy"), "runspider", str(HERE / "floor_spider.py"), "-a", f"urls={urls}"]
     return _peer(cmd, site, workdir, timeout)
 
 
@@ -592,6 +613,13 @@ def ratios(result: dict) -> dict:
     b, p = result["bound"], result["pipeline"]
     out = {"pipeline / bound (articles/s)": p["articles_per_s"] / b["articles_per_s"],
            "extract_article / bound (articles/s)": result["extract_article"]["articles_per_s"] / b["articles_per_s"]}
+    floor = result.get("scrapy_floor")
+    if floor:
+        # On these cores the rate is at most the cores over the CPU an article costs in all, so no
+        # Scrapy crawl of the site can pass bound CPU / (bound CPU + Scrapy's own CPU an article).
+        fetches_per_article = p["pages"] / max(p["articles"], 1)
+        out["ceiling for any Scrapy crawl: bound / (bound + Scrapy floor), CPU"] = (
+            b["cpu_ms_per_article"] / (b["cpu_ms_per_article"] + floor["cpu_ms_per_page"] * fetches_per_article))
     if result.get("bare_scrapy"):
         out["pipeline / bare Scrapy (pages/s)"] = p["pages_per_s"] / result["bare_scrapy"]["pages_per_s"]
     if result.get("wget"):
@@ -629,7 +657,7 @@ def table(result: dict) -> str:
     e = result["extract_article"]
     lines.append(f"| extract_article alone, {e['workers']} processes | | {e['articles']} | {e['wall_s']} | | {e['articles_per_s']} |")
     lines.append(f"| pipeline: newsarchive crawl (end to end) | {p['pages']} | {p['articles']} | {p['wall_s']} | {p['pages_per_s']} | {p['articles_per_s']} |")
-    for name in ("bare_scrapy", "wget"):
+    for name in ("bare_scrapy", "scrapy_floor", "wget"):
         r = result.get(name)
         if r:
             lines.append(f"| {name.replace('_', ' ')} | {r['pages']} | | {r['wall_s']} | {r['pages_per_s']} | |")
@@ -643,7 +671,7 @@ def table(result: dict) -> str:
     for role, ms in sorted(p["cpu_ms_per_page"].items()):
         lines.append(f"| {role} | {ms} ({p['cpu_ms_per_article'][role]}) |")
     lines.append(f"| bound: trafilatura alone, per article | ({b['cpu_ms_per_article']}) |")
-    for name in ("bare_scrapy", "wget"):
+    for name in ("bare_scrapy", "scrapy_floor", "wget"):
         r = result.get(name)
         if r:
             lines.append(f"| {name.replace('_', ' ')} | {r['cpu_ms_per_page']} |")
@@ -712,9 +740,13 @@ def main(argv: list[str] | None = None) -> int:
         print("pipeline ...", flush=True)
         (work / "pipeline").mkdir()
         result["pipeline"] = pipeline(server, work / "pipeline", checkpoints, args.timeout)
+        fetched = work / "fetched-urls.txt"
+        write_fetched_urls(work / "pipeline" / "archive", fetched)
         shutil.rmtree(work / "pipeline", ignore_errors=True)
         print("bare Scrapy ...", flush=True)
         result["bare_scrapy"] = bare_scrapy(server, work, args.timeout)
+        print("Scrapy's floor ...", flush=True)
+        result["scrapy_floor"] = scrapy_floor(server, work, fetched, args.timeout)
         if not args.no_wget:
             print("wget ...", flush=True)
             result["wget"] = wget(server, work, args.timeout)

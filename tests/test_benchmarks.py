@@ -43,6 +43,10 @@ def test_pipeline_benchmark_smoke_run_writes_its_table_and_json(tmp_path):
     assert verified["texts_compared"] > 0 and verified["texts_equal"] == verified["texts_compared"]
     # the peers crawled the same site
     assert result["bare_scrapy"]["pages"] >= site["expected_pages"]
+    # Scrapy's floor fetched what the pipeline fetched, and its ceiling is a share of the bound
+    floor = result["scrapy_floor"]
+    assert floor["pages"] == pipeline["pages"] and floor["cpu_ms_per_page"] > 0
+    assert 0 < result["ratios"]["ceiling for any Scrapy crawl: bound / (bound + Scrapy floor), CPU"] < 1
     assert result["wget"]["pages"] >= site["expected_pages"] and result["wget"]["warc_bytes"] > 0
     assert result["bound"]["articles"] == site["articles"] and result["bound"]["articles_per_s"] > 0
     for where in ("local", "s3"):
