@@ -15,7 +15,8 @@ listing pages and dead links), served from its own process on 127.0.0.1:
    extraction, index, upload into a folder archive, catalog), its process tree
    sampled from /proc: CPU seconds per process (CLI parent, Scrapy process,
    extraction workers, forkserver) and the tree's RSS, whose peak is read when
-   the site has answered each of --rss-at pages (1,000 and 10,000). Then,
+   the site has answered each of --rss-at pages (1,000 and 10,000), and its
+   wall clock split at the first and last page served. Then,
    outside the timing, what it archived is checked: `warcio check` on every
    WARC, every article's stored payload against the bytes the site sent, and
    the stored text of a sample against extract_article on the same page.
@@ -159,6 +160,7 @@ class TreeSampler(threading.Thread):
         self.crawl_peak = 0
         self.pss_peak_at: dict[int, int] = {}  # the crawl's tree, shared pages counted once
         self.samples = 0
+        self.timeline: list[tuple[float, int, float]] = []  # (time, pages served, the tree's CPU s so far)
         self._halt = threading.Event()
 
     def run(self) -> None:
@@ -199,6 +201,7 @@ class TreeSampler(threading.Thread):
         for role, rss in by_role.items():
             self.peak_by_role[role] = max(self.peak_by_role.get(role, 0), rss)
         self.samples += 1
+        self.timeline.append((time.perf_counter(), served, sum(self.cpu.values())))
         self.peak = max(self.peak, total)
         self.crawl_peak = max(self.crawl_peak, crawl)
         for mark in self.checkpoints:
@@ -206,6 +209,21 @@ class TreeSampler(threading.Thread):
                 self.peak_at[mark] = max(self.peak_at.get(mark, 0), crawl)
                 self.peak_at_with_cli[mark] = max(self.peak_at_with_cli.get(mark, 0), total)
                 self.pss_peak_at[mark] = max(self.pss_peak_at.get(mark, 0), crawl_pss)
+
+    def phases(self, start: float, end: float) -> dict:
+        """Wall and CPU before the first page was served, while pages were served, and after the
+        last one (the CLI's index, upload and catalog), from the samples (each within `interval`)."""
+        serving = [t for t, served, _ in self.timeline if served > 0]
+        if not serving:
+            return {}
+        first = serving[0]
+        last_count = self.timeline[-1][1]
+        last = next(t for t, served, _ in self.timeline if served == last_count)
+        cpu_at = lambda when: max((c for t, _, c in self.timeline if t <= when), default=0.0)  # noqa: E731
+        total = self.timeline[-1][2]
+        return {"before_first_page": {"wall_s": round(first - start, 2), "cpu_s": round(cpu_at(first), 2)},
+                "serving_pages": {"wall_s": round(last - first, 2), "cpu_s": round(cpu_at(last) - cpu_at(first), 2)},
+                "after_last_page": {"wall_s": round(end - last, 2), "cpu_s": round(total - cpu_at(last), 2)}}
 
     def _role(self, pid: int, parents: dict[int, int]) -> str:
         if pid == self.root:
@@ -292,6 +310,7 @@ def pipeline(site: realsite.SiteProcess, workdir: Path, checkpoints: list[int], 
     cmd = [str(BIN / "newsarchive"), "crawl", SOURCE, "--sources", str(sources), "--archive", str(archive),
            "--no-prefect"]
     site.reset()
+    server_cpu = _stat(site.proc.pid)[1]
     start = time.perf_counter()
     proc = subprocess.Popen(cmd, cwd=workdir, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
     sampler = TreeSampler(proc.pid, site, checkpoints)
@@ -299,6 +318,7 @@ def pipeline(site: realsite.SiteProcess, workdir: Path, checkpoints: list[int], 
     out = _drain(proc, timeout)
     wall = time.perf_counter() - start
     sampler.stop()
+    server_cpu = _stat(site.proc.pid)[1] - server_cpu
     if proc.returncode != 0:
         raise RuntimeError(f"newsarchive crawl exited {proc.returncode}: {out[-600:]}")
     pages = site.served
@@ -317,6 +337,8 @@ def pipeline(site: realsite.SiteProcess, workdir: Path, checkpoints: list[int], 
             "rss_peak_mb_by_process": {k: round(v / 2**20, 1) for k, v in sorted(sampler.peak_by_role.items())},
             "warc_bytes": sum(p.stat().st_size for p in (archive / "warc").rglob("*.warc.gz")),
             "samples": sampler.samples, "output_tail": out[-400:],
+            "phases": sampler.phases(start, start + wall),
+            "site_server_cpu_s": round(server_cpu, 2),
             "verified": verify_archive(site, archive)}
 
 
@@ -675,6 +697,10 @@ def table(result: dict) -> str:
         r = result.get(name)
         if r:
             lines.append(f"| {name.replace('_', ' ')} | {r['cpu_ms_per_page']} |")
+    if p.get("phases"):
+        lines += ["", "| the pipeline's wall clock | wall s | CPU s of its tree |", "|---|---:|---:|"]
+        lines += [f"| {name.replace('_', ' ')} | {v['wall_s']} | {v['cpu_s']} |" for name, v in p["phases"].items()]
+        lines.append(f"| (the site's server, all along) | | {p['site_server_cpu_s']} |")
     lines += ["", "| peak RSS of the crawl's process tree (crawl, forkserver, workers) | MB | with the CLI parent "
                   "| PSS (shared pages once) |", "|---|---:|---:|---:|"]
     lines += [f"| until {k} pages | {v} | {p['rss_peak_mb_with_cli'][k]} | {p['pss_peak_mb'].get(k, '')} |"

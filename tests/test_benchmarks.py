@@ -33,6 +33,11 @@ def test_pipeline_benchmark_smoke_run_writes_its_table_and_json(tmp_path):
     assert pipeline["warc_bytes"] > 0
     for role in ("cli", "scrapy", "extraction_workers"):
         assert pipeline["cpu_s"][role] > 0, role
+    # the wall clock split at the first and last page served, the serial tail included
+    assert list(pipeline["phases"]) == ["before_first_page", "serving_pages", "after_last_page"]
+    phases = pipeline["phases"].values()
+    assert pipeline["phases"]["serving_pages"]["cpu_s"] > 0 and all(p["wall_s"] >= 0 for p in phases)
+    assert sum(p["wall_s"] for p in phases) <= pipeline["wall_s"] + 0.5
     assert set(pipeline["rss_peak_mb"]) == {"20", "80"} and all(v > 0 for v in pipeline["rss_peak_mb"].values())
     # the site sent gzip, and what the crawl archived was checked: valid WARCs, every article's
     # payload the bytes sent, its stored text the extractor's
